@@ -1,0 +1,1 @@
+//! (Written in the evaluator change.)

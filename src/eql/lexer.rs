@@ -1,0 +1,1 @@
+//! EQL tokens with byte spans. (Written in the parser change.)

@@ -1,0 +1,14 @@
+//! execsentry: process executions in, Elastic EQL detections out, as ECS JSON.
+//!
+//! Sources (`source`) turn kernel audit records, Endpoint Security messages or ECS NDJSON into
+//! [`Document`]s — the typed [`event::ProcessEvent`] or a pass-through [`document::JsonDocument`].
+//! Rules (`rules`) are Elastic detection-rules TOML compiled by the EQL engine (`eql`) once and
+//! evaluated per event; matches become ECS alerts (`alert`) written by a sink (`sink`).
+
+pub mod document;
+pub mod eql;
+pub mod event;
+pub mod time;
+
+pub use document::{Document, FieldPath, JsonDocument, Scalar, Values};
+pub use event::ProcessEvent;
