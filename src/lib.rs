@@ -12,3 +12,6 @@ pub mod time;
 
 pub use document::{Document, FieldPath, JsonDocument, Scalar, Values};
 pub use event::ProcessEvent;
+pub mod host;
+pub mod process_table;
+pub mod users;

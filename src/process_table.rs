@@ -1,0 +1,301 @@
+//! Who is the parent? Process facts kept from exec (and fork/exit) events, for `process.parent.*`.
+//!
+//! Parent fields come from state, not from `/proc` at alert time: most short-lived parents are
+//! gone from `/proc` by the time their child's exec is processed (linux-audit.md §7). Each pid
+//! maps to its *current* image with a generation (exec serial or start time on Linux, pidversion
+//! on macOS) so a reused pid never lends its facts to a stranger. The table is bounded: past
+//! `capacity` the least recently used entries go, and dead processes are dropped after a grace
+//! period (their children may still be in flight).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::event::ProcessInfo;
+
+/// Table limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most entries kept; the least recently used beyond this are evicted.
+    pub capacity: usize,
+    /// How long a process known to be dead stays resolvable (its children's events may lag).
+    pub dead_grace_ns: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            capacity: 32_768,
+            dead_grace_ns: 30_000_000_000,
+        }
+    }
+}
+
+/// Counters for the stats line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    pub entries: usize,
+    pub evicted: u64,
+    pub pruned: u64,
+    pub hits: u64,
+    pub misses: u64,
+    /// Lookups answered by the fallback (e.g. `/proc`).
+    pub fallbacks: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    info: Arc<ProcessInfo>,
+    generation: u64,
+    last_used: u64,
+    /// Event time at which the process was seen to end.
+    dead_since: Option<i64>,
+}
+
+/// pid → current process image.
+#[derive(Debug)]
+pub struct ProcessTable {
+    entries: HashMap<u32, Entry>,
+    limits: Limits,
+    clock: u64,
+    stats: TableStats,
+}
+
+impl ProcessTable {
+    pub fn new(limits: Limits) -> ProcessTable {
+        ProcessTable {
+            entries: HashMap::new(),
+            limits: Limits {
+                capacity: limits.capacity.max(16),
+                ..limits
+            },
+            clock: 0,
+            stats: TableStats::default(),
+        }
+    }
+
+    /// A process (re)started an image: it becomes the pid's current entry.
+    pub fn insert(&mut self, info: Arc<ProcessInfo>, generation: u64) {
+        self.clock += 1;
+        let pid = info.pid;
+        self.entries.insert(
+            pid,
+            Entry {
+                info,
+                generation,
+                last_used: self.clock,
+                dead_since: None,
+            },
+        );
+        if self.entries.len() > self.limits.capacity {
+            self.evict_lru();
+        }
+    }
+
+    /// A fork: the child runs its parent's image under a new pid until it execs.
+    pub fn fork(
+        &mut self,
+        parent_pid: u32,
+        parent_generation: Option<u64>,
+        child_pid: u32,
+        child_generation: u64,
+        child_start_ns: Option<i64>,
+    ) -> bool {
+        let Some(parent) = self.get(parent_pid, parent_generation) else {
+            return false;
+        };
+        let mut child = (*parent).clone();
+        child.pid = child_pid;
+        child.ppid = parent_pid;
+        child.start_ns = child_start_ns.or(child.start_ns);
+        self.insert(Arc::new(child), child_generation);
+        true
+    }
+
+    /// The process ended at `time_ns`; it stays resolvable for the grace period.
+    pub fn exit(&mut self, pid: u32, generation: Option<u64>, time_ns: i64) {
+        if let Some(e) = self.entries.get_mut(&pid) {
+            if generation.is_none_or(|g| g == e.generation) {
+                e.dead_since.get_or_insert(time_ns);
+            }
+        }
+    }
+
+    /// The current image of `pid`; with `generation`, only if it is that one.
+    pub fn get(&mut self, pid: u32, generation: Option<u64>) -> Option<Arc<ProcessInfo>> {
+        self.clock += 1;
+        match self.entries.get_mut(&pid) {
+            Some(e) if generation.is_none_or(|g| g == e.generation) => {
+                e.last_used = self.clock;
+                self.stats.hits += 1;
+                Some(Arc::clone(&e.info))
+            }
+            _ => {
+                self.stats.misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Like [`get`](Self::get), asking `fallback` on a miss (e.g. `/proc/<pid>`, trusted only when
+    /// its start time is plausible) and remembering what it returns.
+    pub fn get_or_fetch(
+        &mut self,
+        pid: u32,
+        generation: Option<u64>,
+        fallback: impl FnOnce(u32) -> Option<(ProcessInfo, u64)>,
+    ) -> Option<Arc<ProcessInfo>> {
+        if let Some(found) = self.get(pid, generation) {
+            return Some(found);
+        }
+        let (info, generation) = fallback(pid)?;
+        self.stats.fallbacks += 1;
+        let info = Arc::new(info);
+        self.insert(Arc::clone(&info), generation);
+        Some(info)
+    }
+
+    /// Drops dead entries past their grace period, and entries whose pid `is_alive` denies
+    /// (marking them dead now, so they too get the grace period). Call every few seconds.
+    pub fn prune(&mut self, now_ns: i64, mut is_alive: impl FnMut(u32) -> bool) {
+        let grace = self.limits.dead_grace_ns;
+        let before = self.entries.len();
+        self.entries.retain(|&pid, e| {
+            if e.dead_since.is_none() && !is_alive(pid) {
+                e.dead_since = Some(now_ns);
+            }
+            e.dead_since
+                .is_none_or(|t| now_ns.saturating_sub(t) < grace)
+        });
+        self.stats.pruned += (before - self.entries.len()) as u64;
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn stats(&self) -> TableStats {
+        TableStats {
+            entries: self.entries.len(),
+            ..self.stats
+        }
+    }
+
+    /// Evicts the least recently used eighth of the table at once, so eviction costs
+    /// O(log n) per insert amortized instead of a scan per insert.
+    fn evict_lru(&mut self) {
+        let target = self.limits.capacity - self.limits.capacity / 8;
+        let mut ages: Vec<(u64, u32)> = self
+            .entries
+            .iter()
+            .map(|(&pid, e)| (e.last_used, pid))
+            .collect();
+        let excess = self.entries.len().saturating_sub(target);
+        if excess == 0 {
+            return;
+        }
+        ages.select_nth_unstable(excess - 1);
+        for &(_, pid) in &ages[..excess] {
+            self.entries.remove(&pid);
+        }
+        self.stats.evicted += excess as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(pid: u32, exe: &str) -> Arc<ProcessInfo> {
+        let mut p = ProcessInfo {
+            pid,
+            executable: exe.into(),
+            args: vec![exe.into()],
+            ..Default::default()
+        };
+        p.derive_names();
+        Arc::new(p)
+    }
+
+    #[test]
+    fn generation_guards_against_pid_reuse() {
+        let mut t = ProcessTable::new(Limits::default());
+        t.insert(proc(10, "/bin/bash"), 1);
+        assert_eq!(t.get(10, Some(1)).unwrap().name, "bash");
+        assert!(t.get(10, Some(2)).is_none());
+        t.insert(proc(10, "/usr/bin/python3"), 2);
+        assert_eq!(t.get(10, None).unwrap().name, "python3");
+        assert!(t.get(10, Some(1)).is_none());
+    }
+
+    #[test]
+    fn fork_copies_the_parent_image() {
+        let mut t = ProcessTable::new(Limits::default());
+        t.insert(proc(10, "/bin/zsh"), 7);
+        assert!(t.fork(10, Some(7), 11, 1, Some(5)));
+        let child = t.get(11, Some(1)).unwrap();
+        assert_eq!(
+            (child.pid, child.ppid, child.name.as_str(), child.start_ns),
+            (11, 10, "zsh", Some(5))
+        );
+        assert!(!t.fork(99, None, 12, 1, None));
+    }
+
+    #[test]
+    fn dead_parents_stay_for_the_grace_period() {
+        let mut t = ProcessTable::new(Limits {
+            capacity: 100,
+            dead_grace_ns: 10,
+        });
+        t.insert(proc(10, "/bin/sh"), 1);
+        t.insert(proc(11, "/bin/ls"), 1);
+        t.exit(10, Some(1), 100);
+        t.prune(105, |_| true);
+        assert!(t.get(10, None).is_some(), "within grace");
+        t.prune(110, |_| true);
+        assert!(t.get(10, None).is_none(), "past grace");
+        // pid 11 vanished without an exit event: pruning notices, then waits out the grace.
+        t.prune(200, |pid| pid != 11);
+        assert!(t.get(11, None).is_some());
+        t.prune(211, |pid| pid != 11);
+        assert!(t.get(11, None).is_none());
+        assert_eq!(t.stats().pruned, 2);
+    }
+
+    #[test]
+    fn bounded_with_lru_eviction() {
+        let mut t = ProcessTable::new(Limits {
+            capacity: 64,
+            dead_grace_ns: 1,
+        });
+        t.insert(proc(1, "/sbin/init"), 1);
+        for pid in 2..1000 {
+            t.insert(proc(pid, "/bin/true"), 1);
+            // Keep init hot: it is everybody's ancestor.
+            assert!(t.get(1, None).is_some());
+        }
+        assert!(t.len() <= 64);
+        assert!(t.get(999, None).is_some());
+        assert!(t.get(2, None).is_none());
+        assert!(t.stats().evicted >= 1000 - 64);
+    }
+
+    #[test]
+    fn fallback_fills_misses_once() {
+        let mut t = ProcessTable::new(Limits::default());
+        let mut calls = 0;
+        for _ in 0..3 {
+            let got = t.get_or_fetch(5, None, |pid| {
+                calls += 1;
+                Some(((*proc(pid, "/usr/sbin/sshd")).clone(), 0))
+            });
+            assert_eq!(got.unwrap().name, "sshd");
+        }
+        assert_eq!(calls, 1);
+        assert!(t.get_or_fetch(6, None, |_| None).is_none());
+        assert_eq!(t.stats().fallbacks, 1);
+    }
+}
