@@ -14,4 +14,6 @@ pub use document::{Document, FieldPath, JsonDocument, Scalar, Values};
 pub use event::ProcessEvent;
 pub mod host;
 pub mod process_table;
+#[cfg(target_os = "linux")]
+pub mod procfs;
 pub mod users;
