@@ -12,6 +12,7 @@ pub mod time;
 
 pub use document::{Document, FieldPath, JsonDocument, Scalar, Values};
 pub use event::ProcessEvent;
+pub mod entity;
 pub mod host;
 pub mod process_table;
 #[cfg(target_os = "linux")]
