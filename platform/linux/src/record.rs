@@ -1,0 +1,797 @@
+//! One audit record, parsed in place.
+//!
+//! Two spellings reach us. A netlink datagram carries the type in its header and a body
+//! `audit(SEC.MSEC:SERIAL): k=v k=v ...` ([`parse_body`]); an audit.log line or the auditd plugin
+//! stream spells the type out, `[node=N ]type=NAME msg=audit(SEC.MSEC:SERIAL): ...`, and ENRICHED logs
+//! append auditd's interpretation after a 0x1D byte ([`parse_line`]). Both give a [`Record`] that
+//! borrows the input; [`Record::fields`] walks `key=value` pairs lazily and each [`Field`] decodes on
+//! demand, so parsing allocates nothing except where a hex string has to become bytes.
+//!
+//! Decoding depends on the field name because the text is ambiguous: `a0=616263` is a hex number
+//! on SYSCALL and a hex-encoded string on EXECVE. See [`field_kind`].
+
+use std::borrow::Cow;
+
+use crate::types;
+
+/// An audit timestamp: wall-clock seconds and the coarse (jiffy-based) milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct AuditTime {
+    /// Seconds since the Unix epoch.
+    pub sec: u64,
+    /// Milliseconds, 0..=999. Coarse: a multiple of the jiffy, never use it to order events.
+    pub ms: u16,
+}
+
+impl AuditTime {
+    /// Milliseconds since the epoch, saturating.
+    pub fn as_millis(self) -> u64 {
+        self.sec
+            .saturating_mul(1000)
+            .saturating_add(u64::from(self.ms))
+    }
+}
+
+/// Why a record or one of its fields could not be read, and where (byte offset into the input
+/// that was handed to [`parse_body`] or [`parse_line`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("byte {offset}: {kind}")]
+pub struct ParseError {
+    /// Byte offset into the parsed input.
+    pub offset: usize,
+    /// What was wrong there.
+    pub kind: ParseErrorKind,
+}
+
+/// What the parser expected and did not find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseErrorKind {
+    /// A log line does not start with `type=` (after an optional `node=`).
+    #[error("expected `type=NAME` at the start of the line")]
+    MissingType,
+    /// A `type=` name that is neither known nor `UNKNOWN[n]`.
+    #[error("unknown record type name")]
+    UnknownType,
+    /// No `msg=audit(` after the type.
+    #[error("expected ` msg=audit(` after the type")]
+    MissingMsg,
+    /// The body does not start with `audit(`.
+    #[error("expected `audit(SECONDS.MILLIS:SERIAL): `")]
+    MissingHeader,
+    /// A malformed part of `audit(SEC.MSEC:SERIAL):`.
+    #[error("malformed record header: expected {0}")]
+    BadHeader(&'static str),
+    /// A `"` or `'` value with no closing quote.
+    #[error("unterminated quoted value")]
+    UnterminatedQuote,
+    /// An unquoted string field that is not an even-length run of hex digits.
+    #[error("string value is neither quoted nor hex")]
+    BadHex,
+    /// A numeric field that does not parse in its radix.
+    #[error("invalid number for this field")]
+    BadNumber,
+}
+
+fn err(offset: usize, kind: ParseErrorKind) -> ParseError {
+    ParseError { offset, kind }
+}
+
+/// One parsed record; borrows the buffer it was parsed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// Record type (`nlmsg_type`, or the number for the `type=` name).
+    pub rtype: u16,
+    /// The event's timestamp; every record of one event carries the same.
+    pub time: AuditTime,
+    /// The event's serial; every record of one event carries the same.
+    pub serial: u32,
+    /// `node=` prefix of a log line, when auditd was configured to write one.
+    pub node: Option<&'a [u8]>,
+    /// auditd's ENRICHED interpretation (the bytes after 0x1D), kept but not parsed: it is a
+    /// lookup made when auditd wrote the line and may differ from the truth at exec time.
+    pub enrichment: Option<&'a [u8]>,
+    fields: &'a [u8],
+    fields_offset: usize,
+}
+
+impl<'a> Record<'a> {
+    /// The raw `key=value ...` text after `audit(...):`.
+    pub fn fields_text(&self) -> &'a [u8] {
+        self.fields
+    }
+
+    /// The `key=value` pairs in order, lazily.
+    pub fn fields(&self) -> Fields<'a> {
+        Fields {
+            rtype: self.rtype,
+            text: self.fields,
+            pos: 0,
+            base: self.fields_offset,
+            done: false,
+        }
+    }
+
+    /// The first field named `key` (a linear scan; the assembler walks [`Record::fields`] once instead).
+    pub fn field(&self, key: &[u8]) -> Option<Field<'a>> {
+        self.fields().map_while(Result::ok).find(|f| f.key == key)
+    }
+}
+
+/// The `key=value` pairs of a record's field text (as kept by [`Record::fields_text`]); offsets in
+/// errors are relative to `text`.
+pub fn fields_of(rtype: u16, text: &[u8]) -> Fields<'_> {
+    Fields {
+        rtype,
+        text,
+        pos: 0,
+        base: 0,
+        done: false,
+    }
+}
+
+/// Parse a netlink record body, whose type came from the netlink header.
+///
+/// Trailing NULs and newlines are ignored (some kernels pad; the socket layer strips them too).
+pub fn parse_body(rtype: u16, body: &[u8]) -> Result<Record<'_>, ParseError> {
+    parse_after_type(rtype, body, 0, None, None)
+}
+
+/// Parse one audit.log / auditd plugin line (`type=NAME msg=audit(...): ...`), with or without a
+/// trailing newline and an ENRICHED (0x1D) suffix.
+pub fn parse_line(line: &[u8]) -> Result<Record<'_>, ParseError> {
+    let (main, enrichment) = match memchr::memchr(0x1d, line) {
+        Some(i) => (&line[..i], Some(trim_end(&line[i + 1..]))),
+        None => (line, None),
+    };
+    let mut pos = 0;
+    let mut node = None;
+    if let Some(rest) = main.strip_prefix(b"node=") {
+        let end = memchr::memchr(b' ', rest).ok_or(err(0, ParseErrorKind::MissingType))?;
+        node = Some(&rest[..end]);
+        pos = 5 + end + 1;
+    }
+    let rest = &main[pos..];
+    let after_type = rest
+        .strip_prefix(b"type=")
+        .ok_or(err(pos, ParseErrorKind::MissingType))?;
+    pos += 5;
+    let name_end = memchr::memchr(b' ', after_type).unwrap_or(after_type.len());
+    let rtype = types::type_from_name(&after_type[..name_end])
+        .ok_or(err(pos, ParseErrorKind::UnknownType))?;
+    pos += name_end;
+    let rest = &main[pos..];
+    if !rest.starts_with(b" msg=") {
+        return Err(err(pos, ParseErrorKind::MissingMsg));
+    }
+    pos += 5;
+    parse_after_type(rtype, &main[pos..], pos, node, enrichment).map_err(|e| {
+        if e.kind == ParseErrorKind::MissingHeader {
+            err(e.offset, ParseErrorKind::MissingMsg)
+        } else {
+            e
+        }
+    })
+}
+
+fn parse_after_type<'a>(
+    rtype: u16,
+    text: &'a [u8],
+    base: usize,
+    node: Option<&'a [u8]>,
+    enrichment: Option<&'a [u8]>,
+) -> Result<Record<'a>, ParseError> {
+    let text = trim_end(text);
+    let rest = text
+        .strip_prefix(b"audit(")
+        .ok_or(err(base, ParseErrorKind::MissingHeader))?;
+    let mut pos = base + 6;
+    let (sec, n) = digits_u64(rest).ok_or(err(pos, ParseErrorKind::BadHeader("seconds")))?;
+    pos += n;
+    let rest = &rest[n..];
+    let rest = rest
+        .strip_prefix(b".")
+        .ok_or(err(pos, ParseErrorKind::BadHeader("`.` after the seconds")))?;
+    pos += 1;
+    let (ms, n) = digits_u64(rest)
+        .filter(|&(v, n)| v < 1000 && n <= 3)
+        .ok_or(err(pos, ParseErrorKind::BadHeader("milliseconds (0-999)")))?;
+    pos += n;
+    let rest = &rest[n..];
+    let rest = rest.strip_prefix(b":").ok_or(err(
+        pos,
+        ParseErrorKind::BadHeader("`:` after the milliseconds"),
+    ))?;
+    pos += 1;
+    let (serial, n) = digits_u64(rest)
+        .filter(|&(v, _)| v <= u64::from(u32::MAX))
+        .ok_or(err(pos, ParseErrorKind::BadHeader("serial (u32)")))?;
+    pos += n;
+    let rest = &rest[n..];
+    let fields = rest
+        .strip_prefix(b"):")
+        .ok_or(err(pos, ParseErrorKind::BadHeader("`):` after the serial")))?;
+    pos += 2;
+    Ok(Record {
+        rtype,
+        time: AuditTime { sec, ms: ms as u16 },
+        serial: serial as u32,
+        node,
+        enrichment,
+        fields,
+        fields_offset: pos,
+    })
+}
+
+fn trim_end(mut s: &[u8]) -> &[u8] {
+    while let [head @ .., last] = s {
+        if matches!(*last, 0 | b'\n' | b'\r') {
+            s = head;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+/// Leading decimal digits as a u64 (at most 20 digits, no overflow) and how many were read.
+fn digits_u64(s: &[u8]) -> Option<(u64, usize)> {
+    let n = s.iter().take_while(|b| b.is_ascii_digit()).count();
+    if n == 0 || n > 20 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in &s[..n] {
+        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some((v, n))
+}
+
+/// Lazy iterator over a record's `key=value` pairs.
+///
+/// Words without `=` (an AVC's `denied { read } for`) are skipped. Values are `"quoted"` (never
+/// containing a `"`, by the kernel's hex rule), `'single quoted'` (userspace records' `msg='...'`,
+/// which may hold spaces) or run to the next space. An unterminated quote yields one error and ends
+/// the iteration.
+#[derive(Debug, Clone)]
+pub struct Fields<'a> {
+    rtype: u16,
+    text: &'a [u8],
+    pos: usize,
+    base: usize,
+    done: bool,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<Field<'a>, ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let text = self.text;
+        loop {
+            while text.get(self.pos) == Some(&b' ') {
+                self.pos += 1;
+            }
+            if self.pos >= text.len() {
+                self.done = true;
+                return None;
+            }
+            let start = self.pos;
+            let rest = &text[start..];
+            let word_end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+            let Some(eq) = memchr::memchr(b'=', &rest[..word_end]) else {
+                self.pos = start + word_end;
+                continue;
+            };
+            let key = &rest[..eq];
+            let vstart = start + eq + 1;
+            let (raw, next) = match text.get(vstart) {
+                Some(&q @ (b'"' | b'\'')) => match memchr::memchr(q, &text[vstart + 1..]) {
+                    Some(close) => {
+                        let end = vstart + 1 + close + 1;
+                        (&text[vstart..end], end)
+                    }
+                    None => {
+                        self.done = true;
+                        return Some(Err(err(
+                            self.base + vstart,
+                            ParseErrorKind::UnterminatedQuote,
+                        )));
+                    }
+                },
+                _ => (&text[vstart..start + word_end], start + word_end),
+            };
+            self.pos = next;
+            return Some(Ok(Field {
+                rtype: self.rtype,
+                key,
+                raw,
+                offset: self.base + vstart,
+            }));
+        }
+    }
+}
+
+/// How a field's value is written, by field name (see [`field_kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// Quoted-or-hex string, untrusted bytes: `comm exe cwd name key proctitle aN aN[i]`...
+    Str,
+    /// Unsigned decimal: ids, pids, `ses`, `inode`, `items`, `argc`, `syscall`...
+    Dec,
+    /// Signed decimal: `exit`.
+    SignedDec,
+    /// Hexadecimal number without `0x`: `arch a0..a3 cap_*`, BPRM_FCAPS capability sets.
+    Hex,
+    /// Octal: `mode`, `ouid`-style permission bits.
+    Octal,
+    /// A plain word kept as is: `success=yes`, `tty=pts0`, `nametype=NORMAL`, `dev=fe:00`, `res`...
+    Word,
+}
+
+/// The encoding of the field `key` in kernel records of type `rtype`.
+///
+/// `a0..a3` are hex syscall arguments on SYSCALL but argument strings on EXECVE.
+pub fn field_kind(rtype: u16, key: &[u8]) -> FieldKind {
+    if rtype == types::EXECVE && is_execve_arg(key) {
+        return FieldKind::Str;
+    }
+    match key {
+        b"comm" | b"exe" | b"cwd" | b"name" | b"key" | b"proctitle" | b"path" | b"dir"
+        | b"old-exe" | b"exe-path" => FieldKind::Str,
+        b"arch" | b"a0" | b"a1" | b"a2" | b"a3" | b"fp" | b"fi" | b"fe" | b"old_pp" | b"old_pi"
+        | b"old_pe" | b"old_pa" | b"pp" | b"pi" | b"pe" | b"pa" | b"cap_fp" | b"cap_fi"
+        | b"cap_fe" | b"cap_fver" | b"cap_pp" | b"cap_pi" | b"cap_pe" | b"cap_pa" => FieldKind::Hex,
+        b"exit" => FieldKind::SignedDec,
+        b"mode" => FieldKind::Octal,
+        b"pid" | b"ppid" | b"auid" | b"uid" | b"gid" | b"euid" | b"suid" | b"fsuid" | b"egid"
+        | b"sgid" | b"fsgid" | b"ses" | b"items" | b"item" | b"inode" | b"ouid" | b"ogid"
+        | b"argc" | b"syscall" | b"old" | b"audit_pid" | b"audit_enabled" | b"old-auid"
+        | b"old-ses" | b"list" | b"cap_frootid" | b"frootid" | b"fver" => FieldKind::Dec,
+        _ => FieldKind::Word,
+    }
+}
+
+/// `aN`, `aN[i]` (EXECVE argument text); not `aN_len`, not `argc`.
+fn is_execve_arg(key: &[u8]) -> bool {
+    let Some(rest) = key.strip_prefix(b"a") else {
+        return false;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return false;
+    }
+    let tail = &rest[digits..];
+    tail.is_empty()
+        || (tail.len() >= 3
+            && tail[0] == b'['
+            && tail[tail.len() - 1] == b']'
+            && tail[1..tail.len() - 1].iter().all(u8::is_ascii_digit))
+}
+
+/// A field value decoded according to [`field_kind`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value<'a> {
+    /// `(null)`, `(none)` or `?`: the kernel had nothing to print.
+    Absent,
+    /// Decoded string bytes: borrowed when quoted, owned when hex.
+    Str(Cow<'a, [u8]>),
+    /// Unsigned number (decimal, hex or octal in the text).
+    Unsigned(u64),
+    /// Signed decimal number.
+    Signed(i64),
+    /// Any other value, as written.
+    Word(&'a [u8]),
+}
+
+/// One `key=value` pair; `raw` is the value as written (with its quotes, if any).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field<'a> {
+    /// The type of the record the field came from (decoding depends on it).
+    pub rtype: u16,
+    /// The field name.
+    pub key: &'a [u8],
+    /// The value exactly as written.
+    pub raw: &'a [u8],
+    /// Byte offset of the value in the parsed input, for error messages.
+    pub offset: usize,
+}
+
+impl<'a> Field<'a> {
+    /// `(null)`, `(none)`, `?` or an empty unquoted value: the kernel had nothing to print.
+    pub fn is_absent(&self) -> bool {
+        matches!(self.raw, b"(null)" | b"(none)" | b"?" | b"")
+    }
+
+    /// Decode by the field's name (see [`field_kind`]).
+    pub fn value(&self) -> Result<Value<'a>, ParseError> {
+        if self.is_absent() {
+            return Ok(Value::Absent);
+        }
+        Ok(match field_kind(self.rtype, self.key) {
+            FieldKind::Str => match self.string()? {
+                Some(s) => Value::Str(s),
+                None => Value::Absent,
+            },
+            FieldKind::Dec => Value::Unsigned(self.num(10)?.unwrap_or(0)),
+            FieldKind::Hex => Value::Unsigned(self.num(16)?.unwrap_or(0)),
+            FieldKind::Octal => Value::Unsigned(self.num(8)?.unwrap_or(0)),
+            FieldKind::SignedDec => Value::Signed(self.signed()?.unwrap_or(0)),
+            FieldKind::Word => Value::Word(self.raw),
+        })
+    }
+
+    /// Quoted-or-hex string: `"text"` borrows, `74657874` decodes into a new buffer.
+    pub fn string(&self) -> Result<Option<Cow<'a, [u8]>>, ParseError> {
+        if let Some(inner) = self.quoted() {
+            return Ok(Some(Cow::Borrowed(inner)));
+        }
+        if self.is_absent() {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(self.raw.len() / 2);
+        self.hex_into(&mut out)?;
+        Ok(Some(Cow::Owned(out)))
+    }
+
+    /// Append the decoded string to `out`; `Ok(false)` if the value is absent.
+    pub fn string_into(&self, out: &mut Vec<u8>) -> Result<bool, ParseError> {
+        if let Some(inner) = self.quoted() {
+            out.extend_from_slice(inner);
+            return Ok(true);
+        }
+        if self.is_absent() {
+            return Ok(false);
+        }
+        self.hex_into(out)?;
+        Ok(true)
+    }
+
+    /// The text between the quotes, if the value is quoted (`"..."` or `'...'`).
+    pub fn quoted(&self) -> Option<&'a [u8]> {
+        match self.raw {
+            [q @ (b'"' | b'\''), inner @ .., last] if q == last => Some(inner),
+            _ => None,
+        }
+    }
+
+    fn hex_into(&self, out: &mut Vec<u8>) -> Result<(), ParseError> {
+        decode_hex_into(self.raw, out).map_err(|i| err(self.offset + i, ParseErrorKind::BadHex))
+    }
+
+    /// Unsigned number in `radix`; `None` if absent.
+    pub fn num(&self, radix: u32) -> Result<Option<u64>, ParseError> {
+        if self.is_absent() {
+            return Ok(None);
+        }
+        let digits = if radix == 16 {
+            self.raw
+                .strip_prefix(b"0x")
+                .or_else(|| self.raw.strip_prefix(b"0X"))
+                .unwrap_or(self.raw)
+        } else {
+            self.raw
+        };
+        parse_radix(digits, radix)
+            .map(Some)
+            .ok_or(err(self.offset, ParseErrorKind::BadNumber))
+    }
+
+    /// Unsigned decimal that must fit a u32 (ids, pids); `None` if absent.
+    pub fn u32_dec(&self) -> Result<Option<u32>, ParseError> {
+        match self.num(10)? {
+            None => Ok(None),
+            Some(v) => u32::try_from(v)
+                .map(Some)
+                .map_err(|_| err(self.offset, ParseErrorKind::BadNumber)),
+        }
+    }
+
+    /// Signed decimal (`exit=-2`); `None` if absent.
+    pub fn signed(&self) -> Result<Option<i64>, ParseError> {
+        if self.is_absent() {
+            return Ok(None);
+        }
+        let (neg, digits) = match self.raw.strip_prefix(b"-") {
+            Some(d) => (true, d),
+            None => (false, self.raw),
+        };
+        let v = parse_radix(digits, 10)
+            .and_then(|v| i64::try_from(v).ok())
+            .ok_or(err(self.offset, ParseErrorKind::BadNumber))?;
+        Ok(Some(if neg { -v } else { v }))
+    }
+}
+
+fn parse_radix(digits: &[u8], radix: u32) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 64 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        let x = char::from(d).to_digit(radix)?;
+        v = v.checked_mul(u64::from(radix))?.checked_add(u64::from(x))?;
+    }
+    Some(v)
+}
+
+/// Decode uppercase-or-lowercase hex pairs, appending to `out`. On error, the offset of the
+/// offending byte (an odd length reports the last byte).
+pub fn decode_hex_into(hex: &[u8], out: &mut Vec<u8>) -> Result<(), usize> {
+    if hex.len() % 2 != 0 {
+        return Err(hex.len().saturating_sub(1));
+    }
+    out.reserve(hex.len() / 2);
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
+        let hi = hex_digit(pair[0]).ok_or(i * 2)?;
+        let lo = hex_digit(pair[1]).ok_or(i * 2 + 1)?;
+        out.push(hi << 4 | lo);
+    }
+    Ok(())
+}
+
+/// The value of one hex digit.
+pub(crate) fn hex_digit(d: u8) -> Option<u8> {
+    match d {
+        b'0'..=b'9' => Some(d - b'0'),
+        b'A'..=b'F' => Some(d - b'A' + 10),
+        b'a'..=b'f' => Some(d - b'a' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(r: &Record<'_>) -> Vec<(String, String)> {
+        r.fields()
+            .map(|f| {
+                let f = f.unwrap();
+                (
+                    String::from_utf8_lossy(f.key).into_owned(),
+                    String::from_utf8_lossy(f.raw).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn netlink_body() {
+        let r = parse_body(
+            types::SYSCALL,
+            b"audit(1795843539.453:2057): arch=c000003e syscall=59 success=yes exit=0\0\0",
+        )
+        .unwrap();
+        assert_eq!(r.rtype, 1300);
+        assert_eq!(
+            r.time,
+            AuditTime {
+                sec: 1795843539,
+                ms: 453
+            }
+        );
+        assert_eq!(r.serial, 2057);
+        assert_eq!(r.node, None);
+        assert_eq!(
+            fields(&r),
+            [
+                ("arch", "c000003e"),
+                ("syscall", "59"),
+                ("success", "yes"),
+                ("exit", "0")
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+    }
+
+    #[test]
+    fn eoe_and_continuation_bodies() {
+        let eoe = parse_body(types::EOE, b"audit(1.004:7): ").unwrap();
+        assert_eq!(eoe.fields().count(), 0);
+        let eoe = parse_body(types::EOE, b"audit(1.004:7):").unwrap();
+        assert_eq!(eoe.serial, 7);
+        let cont = parse_body(types::EXECVE, b"audit(1.004:7):  a2[1]=4141").unwrap();
+        let f = cont.fields().next().unwrap().unwrap();
+        assert_eq!(f.key, b"a2[1]");
+        assert_eq!(f.string().unwrap().unwrap().as_ref(), b"AA");
+    }
+
+    #[test]
+    fn log_line_with_node_and_enrichment() {
+        let line = b"node=web1 type=SYSCALL msg=audit(1795843760.873:8137): arch=c000003e key=\"k\"\x1dARCH=x86_64 SYSCALL=execve\n";
+        let r = parse_line(line).unwrap();
+        assert_eq!(r.rtype, types::SYSCALL);
+        assert_eq!(r.node, Some(&b"web1"[..]));
+        assert_eq!(r.serial, 8137);
+        assert_eq!(r.enrichment, Some(&b"ARCH=x86_64 SYSCALL=execve"[..]));
+        assert_eq!(
+            r.field(b"key").unwrap().string().unwrap().unwrap().as_ref(),
+            b"k"
+        );
+        assert_eq!(
+            r.field(b"arch").unwrap().value().unwrap(),
+            Value::Unsigned(0xc000003e)
+        );
+    }
+
+    #[test]
+    fn unknown_type_form() {
+        let r = parse_line(b"type=UNKNOWN[1335] msg=audit(5.000:9): op=connect res=1").unwrap();
+        assert_eq!(r.rtype, 1335);
+    }
+
+    #[test]
+    fn header_errors_have_offsets() {
+        let e = parse_line(b"type=SYSCALL msg=audit(12x.000:1): a=b").unwrap_err();
+        assert_eq!(
+            e,
+            err(25, ParseErrorKind::BadHeader("`.` after the seconds"))
+        );
+        assert_eq!(
+            parse_line(b"garbage").unwrap_err().kind,
+            ParseErrorKind::MissingType
+        );
+        assert_eq!(
+            parse_line(b"type=BOGUS msg=audit(1.0:1):")
+                .unwrap_err()
+                .kind,
+            ParseErrorKind::UnknownType
+        );
+        assert_eq!(
+            parse_line(b"type=EOE").unwrap_err().kind,
+            ParseErrorKind::MissingMsg
+        );
+        assert_eq!(
+            parse_line(b"type=EOE msg=xyz").unwrap_err().kind,
+            ParseErrorKind::MissingMsg
+        );
+        assert_eq!(
+            parse_body(1300, b"audit(1.1000:1): ").unwrap_err().kind,
+            ParseErrorKind::BadHeader("milliseconds (0-999)")
+        );
+        assert_eq!(
+            parse_body(1300, b"audit(1.100:4294967296): ")
+                .unwrap_err()
+                .kind,
+            ParseErrorKind::BadHeader("serial (u32)")
+        );
+        assert_eq!(
+            parse_body(1300, b"audit(1.100:5 ").unwrap_err().kind,
+            ParseErrorKind::BadHeader("`):` after the serial")
+        );
+        assert_eq!(
+            parse_body(1300, b"").unwrap_err().kind,
+            ParseErrorKind::MissingHeader
+        );
+        assert_eq!(
+            parse_body(1300, b"audit(99999999999999999999999.1:1):")
+                .unwrap_err()
+                .kind,
+            ParseErrorKind::BadHeader("seconds")
+        );
+    }
+
+    #[test]
+    fn strings_quoted_hex_and_absent() {
+        let r = parse_body(
+            types::EXECVE,
+            b"audit(1.0:1): argc=4 a0=\"it's\" a1=77697468207370616365 a2=\"\" a3=626164FFFE exe=(null) key=(null) tty=(none) x=?",
+        )
+        .unwrap();
+        let v: Vec<_> = r.fields().map(|f| f.unwrap().value().unwrap()).collect();
+        assert_eq!(
+            v,
+            vec![
+                Value::Unsigned(4),
+                Value::Str(Cow::Borrowed(b"it's")),
+                Value::Str(Cow::Owned(b"with space".to_vec())),
+                Value::Str(Cow::Borrowed(b"")),
+                Value::Str(Cow::Owned(b"bad\xff\xfe".to_vec())),
+                Value::Absent,
+                Value::Absent,
+                Value::Absent,
+                Value::Absent,
+            ]
+        );
+        // Borrowed really means borrowed: no copy for quoted values.
+        assert!(matches!(
+            r.field(b"a0").unwrap().string().unwrap(),
+            Some(Cow::Borrowed(_))
+        ));
+    }
+
+    #[test]
+    fn radix_is_per_field() {
+        let r = parse_body(
+            types::SYSCALL,
+            b"audit(1.0:1): arch=c000003e a0=616263 exit=-2 pid=616263 mode=0100755 cap_fp=1ff success=no",
+        )
+        .unwrap();
+        let get = |k: &[u8]| r.field(k).unwrap().value().unwrap();
+        assert_eq!(get(b"arch"), Value::Unsigned(0xc000003e));
+        assert_eq!(get(b"a0"), Value::Unsigned(0x616263));
+        assert_eq!(get(b"exit"), Value::Signed(-2));
+        assert_eq!(get(b"pid"), Value::Unsigned(616263));
+        assert_eq!(get(b"mode"), Value::Unsigned(0o100755));
+        assert_eq!(get(b"cap_fp"), Value::Unsigned(0x1ff));
+        assert_eq!(get(b"success"), Value::Word(b"no"));
+    }
+
+    #[test]
+    fn execve_arg_keys_are_strings() {
+        use types::{EXECVE, SYSCALL};
+        assert_eq!(field_kind(SYSCALL, b"a0"), FieldKind::Hex);
+        assert_eq!(field_kind(EXECVE, b"a0"), FieldKind::Str);
+        assert_eq!(field_kind(EXECVE, b"a4"), FieldKind::Str);
+        assert_eq!(field_kind(EXECVE, b"a12[3]"), FieldKind::Str);
+        assert_eq!(field_kind(EXECVE, b"a12_len"), FieldKind::Word);
+        assert_eq!(field_kind(EXECVE, b"a[1]"), FieldKind::Word);
+        assert_eq!(field_kind(EXECVE, b"a1[x]"), FieldKind::Word);
+        assert_eq!(field_kind(EXECVE, b"argc"), FieldKind::Dec);
+    }
+
+    #[test]
+    fn bad_values_report_offsets() {
+        let body = b"audit(1.0:1): pid=12z name=ABC name=4G";
+        let r = parse_body(1302, body).unwrap();
+        let mut it = r.fields();
+        let pid = it.next().unwrap().unwrap();
+        assert_eq!(pid.value().unwrap_err(), err(18, ParseErrorKind::BadNumber));
+        let odd = it.next().unwrap().unwrap();
+        assert_eq!(
+            odd.value().unwrap_err(),
+            err(29, ParseErrorKind::BadHex),
+            "the unpaired digit"
+        );
+        let bad = it.next().unwrap().unwrap();
+        assert_eq!(bad.value().unwrap_err(), err(37, ParseErrorKind::BadHex));
+        assert_eq!(&body[37..], b"G");
+        assert_eq!(
+            r.field(b"pid").unwrap().u32_dec().unwrap_err().kind,
+            ParseErrorKind::BadNumber
+        );
+        let big = parse_body(1300, b"audit(1.0:1): pid=4294967296").unwrap();
+        assert!(big.field(b"pid").unwrap().u32_dec().is_err());
+    }
+
+    #[test]
+    fn unterminated_quote_ends_iteration() {
+        let r = parse_body(1300, b"audit(1.0:1): a=1 comm=\"abc").unwrap();
+        let mut it = r.fields();
+        assert!(it.next().unwrap().is_ok());
+        assert_eq!(
+            it.next().unwrap().unwrap_err(),
+            err(23, ParseErrorKind::UnterminatedQuote)
+        );
+        assert!(it.next().is_none());
+    }
+
+    #[test]
+    fn words_without_equals_and_single_quotes() {
+        let r = parse_body(
+            1107,
+            b"audit(1.0:1): pid=1 msg='avc:  denied  { read } for x=1' avc: denied { read } for  pid=2",
+        )
+        .unwrap();
+        let f = fields(&r);
+        assert_eq!(f[0], ("pid".into(), "1".into()));
+        assert_eq!(
+            f[1],
+            ("msg".into(), "'avc:  denied  { read } for x=1'".into())
+        );
+        assert_eq!(f[2], ("pid".into(), "2".into()));
+        assert_eq!(f.len(), 3);
+    }
+
+    #[test]
+    fn hex_decoding() {
+        let mut out = Vec::new();
+        decode_hex_into(b"6E6c0A78", &mut out).unwrap();
+        assert_eq!(out, b"nl\nx");
+        assert_eq!(decode_hex_into(b"abc", &mut out), Err(2));
+        assert_eq!(decode_hex_into(b"zz", &mut out), Err(0));
+    }
+}
