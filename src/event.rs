@@ -320,7 +320,7 @@ impl ProcessEvent {
                 .map_or(Values::Missing, |pp| pf.values(pp)),
             EventKind => s("event"),
             EventCategory => Values::StaticStrs(&["process"]),
-            EventType => Values::StaticStrs(self.action.event_type()),
+            EventType => Values::StaticStrs(self.event_type()),
             EventAction => s(self.action.as_str()),
             EventSequence => Values::One(Scalar::Int(self.sequence as i64)),
             EventOutcome => s(if self.failed() { "failure" } else { "success" }),
@@ -351,6 +351,15 @@ impl ProcessEvent {
                 SourceFacts::Audit { key: Some(k), .. } => s(k),
                 _ => Values::Missing,
             },
+        }
+    }
+
+    /// `event.type`: a failed exec started nothing, so it is `info`, never `start`.
+    pub fn event_type(&self) -> &'static [&'static str] {
+        if self.failed() {
+            &["info"]
+        } else {
+            self.action.event_type()
         }
     }
 
@@ -388,7 +397,7 @@ impl Document for ProcessEvent {
         let mut event = json!({
             "kind": "event",
             "category": ["process"],
-            "type": self.action.event_type(),
+            "type": self.event_type(),
             "action": self.action.as_str(),
             "sequence": self.sequence,
             "outcome": if self.failed() { "failure" } else { "success" },

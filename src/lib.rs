@@ -17,4 +17,5 @@ pub mod host;
 pub mod process_table;
 #[cfg(target_os = "linux")]
 pub mod procfs;
+pub mod source;
 pub mod users;
