@@ -530,3 +530,294 @@ enum TokenField {
     #[serde(other)]
     Other,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::ProcessKey;
+    use std::io::{BufReader, Cursor, Read};
+
+    const PROC: &str = r#"{"audit_token":{"pid":10,"pidversion":20,"euid":0},"ppid":1,"executable":{"path":"\/bin\/sh"}}"#;
+
+    fn line(event_type: u32, event: &str) -> String {
+        format!(
+            r#"{{"time":"2026-03-02T10:00:00Z","event_type":{event_type},"process":{PROC},"event":{event}}}"#
+        )
+    }
+
+    fn exit_line() -> String {
+        line(15, r#"{"exit":{"stat":0}}"#)
+    }
+
+    fn read_all(input: &str) -> (Vec<Result<EsRecord, ReadError>>, ReaderStats) {
+        let mut r = EsloggerReader::new(Cursor::new(input.as_bytes().to_vec()));
+        let out: Vec<_> = r.by_ref().collect();
+        (out, r.stats())
+    }
+
+    fn json_column(kind: &ReadErrorKind) -> (usize, &str) {
+        match kind {
+            ReadErrorKind::Json { column, message } => (*column, message.as_str()),
+            other => panic!("not a JSON error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_lines_use_defaults() {
+        let rec = parse_line(exit_line().as_bytes()).unwrap().unwrap();
+        assert_eq!(rec.header.time_ns, 1_772_445_600_000_000_000);
+        assert_eq!(rec.header.version, 0);
+        assert_eq!(rec.header.seq_num, None);
+        assert_eq!(
+            rec.process.key(),
+            ProcessKey {
+                pid: 10,
+                pidversion: 20
+            }
+        );
+        assert_eq!(rec.process.original_ppid, 1, "defaults to ppid");
+        assert_eq!(rec.process.parent, None);
+        assert_eq!(rec.process.executable, "/bin/sh");
+        assert_eq!(rec.event, Event::Exit(Exit { stat: 0 }));
+    }
+
+    #[test]
+    fn bad_lines_are_reported_with_their_numbers_and_reading_goes_on() {
+        let input = format!(
+            "{}\n\nnot json\n{}\n{}\n{}\r\n",
+            exit_line(),
+            r#"{"time":"2026-03-02T10:00:00Z"}"#,
+            line(10, r#"{"open":{}}"#),
+            exit_line()
+        );
+        let (out, stats) = read_all(&input);
+        assert_eq!(out.len(), 4);
+        assert!(out[0].is_ok());
+        let e = out[1].as_ref().unwrap_err();
+        assert_eq!(e.line, 3);
+        // `n` could begin `null`: serde_json stops at the `o`.
+        assert_eq!(json_column(&e.kind).0, 2);
+        let e = out[2].as_ref().unwrap_err();
+        assert_eq!(e.line, 4);
+        assert!(
+            json_column(&e.kind)
+                .1
+                .contains("missing field `event_type`"),
+            "{e}"
+        );
+        assert!(out[3].is_ok(), "CRLF line");
+        assert_eq!(
+            stats,
+            ReaderStats {
+                lines: 6,
+                records: 2,
+                blank: 1,
+                other_events: 1,
+                errors: 2
+            }
+        );
+        assert!(e.to_string().starts_with("line 4: column "), "{e}");
+    }
+
+    #[test]
+    fn nested_errors_point_into_the_line() {
+        let bad = line(15, r#"{"exit":{"stat":"zero"}}"#);
+        let err = parse_line(bad.as_bytes()).unwrap_err();
+        let (column, message) = json_column(&err);
+        assert!(
+            message.starts_with("in `event`: invalid type: string \"zero\""),
+            "{message}"
+        );
+        // The column lands on the bad value (serde points just past it).
+        let at = bad.find(r#""zero""#).unwrap() + r#""zero""#.len();
+        assert_eq!(column, at, "{bad}");
+
+        let bad = exit_line().replace(r#""ppid":1"#, r#""ppid":-1"#);
+        let err = parse_line(bad.as_bytes()).unwrap_err();
+        let (_, message) = json_column(&err);
+        assert!(
+            message.starts_with("in `process`: invalid value: integer `-1`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn tokens_in_both_shapes() {
+        let arr = exit_line().replace(
+            r#"{"pid":10,"pidversion":20,"euid":0}"#,
+            "[501,0,20,501,20,10,100019,21]",
+        );
+        let rec = parse_line(arr.as_bytes()).unwrap().unwrap();
+        assert_eq!(
+            rec.process.token,
+            AuditToken::from_val([501, 0, 20, 501, 20, 10, 100_019, 21])
+        );
+        for (bad, what) in [
+            ("[1,2,3]", "invalid length 3"),
+            ("[1,2,3,4,5,6,7,8,9]", "invalid length 9"),
+            (r#"{"pidversion":1}"#, "missing field `pid`"),
+            (r#"{"pid":1}"#, "missing field `pidversion`"),
+            (r#"{"pid":1,"pidversion":2,"pid":3}"#, ""),
+            (r#""token""#, "expected an audit token"),
+            ("[1,2,3,4,5,6,7,4294967296]", "invalid value"),
+        ] {
+            let l = exit_line().replace(r#"{"pid":10,"pidversion":20,"euid":0}"#, bad);
+            match parse_line(l.as_bytes()) {
+                Err(ReadErrorKind::Json { message, .. }) => {
+                    assert!(message.contains(what), "{bad}: {message}")
+                }
+                Ok(r) if what.is_empty() => {
+                    // A repeated key: the last one wins, as in serde_json's maps.
+                    assert_eq!(r.unwrap().process.token.pid, 3);
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_null_optionals_are_accepted() {
+        let l = line(
+            9,
+            r#"{"exec":{"new_in_v12":{"x":[1,2,{"y":null}]},"target":{"audit_token":{"pid":10,"pidversion":21,"future":7},"ppid":1,"executable":{"path":"\/bin\/ls","stat":{}},"team_id":null,"signing_id":"","tty":null,"start_time":null,"cdhash":"zz"},"args":null,"cwd":null,"script":null,"env":["A=b"]}}"#,
+        );
+        let rec = parse_line(l.as_bytes()).unwrap().unwrap();
+        let Event::Exec(exec) = rec.event else {
+            panic!()
+        };
+        assert_eq!(
+            exec.target.key(),
+            ProcessKey {
+                pid: 10,
+                pidversion: 21
+            }
+        );
+        assert_eq!(exec.target.signing_id, None, "empty means unsigned");
+        assert_eq!(exec.target.cdhash, None, "malformed cdhash is dropped");
+        assert!(exec.args.is_empty() && exec.cwd.is_none() && exec.script.is_none());
+    }
+
+    #[test]
+    fn missing_event_objects_and_bad_times_are_typed() {
+        let err = parse_line(line(11, r#"{"exit":{"stat":0}}"#).as_bytes()).unwrap_err();
+        assert!(matches!(
+            err,
+            ReadErrorKind::MissingEvent {
+                event_type: 11,
+                kind: "fork"
+            }
+        ));
+        let bad_time = exit_line().replace("2026-03-02T10:00:00Z", "yesterday");
+        let err = parse_line(bad_time.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, ReadErrorKind::BadTime { field: "time", ref value } if value == "yesterday")
+        );
+        let bad_start = exit_line().replace(
+            r#""ppid":1"#,
+            r#""ppid":1,"start_time":"2026-13-01T00:00:00Z""#,
+        );
+        assert!(matches!(
+            parse_line(bad_start.as_bytes()).unwrap_err(),
+            ReadErrorKind::BadTime {
+                field: "start_time",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn other_event_types_are_not_parsed_further() {
+        // An open event whose process would not parse: skipped, not an error.
+        let l = r#"{"time":"2026-03-02T10:00:00Z","event_type":10,"process":{"bogus":true},"event":{"open":{}}}"#;
+        assert_eq!(parse_line(l.as_bytes()).unwrap(), None);
+    }
+
+    #[test]
+    fn long_lines_are_skipped_and_the_next_line_is_read() {
+        let long = line(
+            9,
+            &format!(
+                r#"{{"exec":{{"target":{PROC},"args":["{}"]}}}}"#,
+                "a".repeat(5000)
+            ),
+        );
+        let input = format!("{long}\n{}\n", exit_line());
+        let mut r = EsloggerReader::new(BufReader::with_capacity(64, Cursor::new(input)))
+            .with_max_line_bytes(1024);
+        let first = r.next().unwrap().unwrap_err();
+        assert_eq!(first.line, 1);
+        assert!(
+            matches!(first.kind, ReadErrorKind::TooLong { len, max: 1024 } if len == long.len())
+        );
+        assert!(r.next().unwrap().is_ok());
+        assert!(r.next().is_none());
+    }
+
+    #[test]
+    fn args_past_the_budget_are_cut_and_flagged() {
+        let big = "x".repeat(100 * 1024);
+        let l = line(
+            9,
+            &format!(
+                r#"{{"exec":{{"target":{PROC},"args":["sh","{big}","{big}","{big}","tail"]}}}}"#
+            ),
+        );
+        let Event::Exec(exec) = parse_line(l.as_bytes()).unwrap().unwrap().event else {
+            panic!()
+        };
+        assert_eq!(exec.args.len(), 3);
+        assert!(exec.args_truncated);
+    }
+
+    #[test]
+    fn last_line_without_newline_and_invalid_utf8() {
+        let mut input = exit_line().into_bytes();
+        input.extend_from_slice(b"\n{\"time\":\"\xff\"}\n");
+        input.extend_from_slice(exit_line().as_bytes());
+        let mut r = EsloggerReader::new(Cursor::new(input));
+        assert!(r.next().unwrap().is_ok());
+        let e = r.next().unwrap().unwrap_err();
+        assert_eq!(e.line, 2);
+        assert_eq!(
+            json_column(&e.kind),
+            (10, "invalid unicode code point"),
+            "{e}"
+        );
+        assert!(r.next().unwrap().is_ok());
+        assert!(r.next().is_none());
+        assert_eq!(r.line_number(), 3);
+    }
+
+    /// Input that fails after its first line.
+    struct Failing(Cursor<Vec<u8>>);
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(std::io::Error::other("disk gone")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn an_io_error_ends_the_stream() {
+        let input = format!("{}\n", exit_line()).into_bytes();
+        let mut r = EsloggerReader::new(BufReader::new(Failing(Cursor::new(input))));
+        assert!(r.next().unwrap().is_ok());
+        let e = r.next().unwrap().unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(matches!(e.kind, ReadErrorKind::Io(_)));
+        assert!(r.next().is_none());
+    }
+
+    #[test]
+    fn cdhash_hex() {
+        assert_eq!(parse_cdhash(&"0".repeat(40)), None);
+        assert_eq!(parse_cdhash("ab"), None);
+        let mut want = [0u8; 20];
+        want[19] = 0xab;
+        assert_eq!(parse_cdhash(&format!("{}AB", "0".repeat(38))), Some(want));
+        assert_eq!(parse_cdhash(&format!("{}ab", "0".repeat(38))), Some(want));
+        assert_eq!(parse_cdhash(&format!("{}\u{e9}", "0".repeat(38))), None);
+    }
+}
