@@ -12,6 +12,30 @@
 //! - [`live`]: the live client's configuration, counters and mapping, testable off macOS.
 //! - `client` (macOS): the live Endpoint Security client feeding a bounded channel.
 //! - `process_list` (macOS): running processes at start, for the process table.
+//!
+//! A record's `process` is the instigator; for an exec the new image is `Exec::target` (same pid,
+//! new pidversion, possibly a new euid). Parents are found by `Process::parent`, a
+//! [`ProcessKey`] `(pid, pidversion)`, never by pid alone.
+//!
+//! ```
+//! use execsentry_macos::{EsloggerReader, Event};
+//!
+//! let line = br#"{"time":"2026-03-02T10:30:02.001Z","event_type":9,"global_seq_num":7,
+//!   "process":{"audit_token":[501,501,20,501,20,5001,100019,12002],"ppid":5000,
+//!              "executable":{"path":"\/usr\/bin\/python3"}},
+//!   "event":{"exec":{"target":{"audit_token":[501,501,20,501,20,5001,100019,12003],
+//!     "parent_audit_token":[501,501,20,501,20,5000,100019,12001],"ppid":5000,
+//!     "executable":{"path":"\/bin\/bash"}},"args":["bash","-i"],"cwd":{"path":"\/tmp"}}}}"#;
+//! let one_line: Vec<u8> = line.iter().copied().filter(|&b| b != b'\n').collect();
+//! for record in EsloggerReader::new(&one_line[..]) {
+//!     let record = record?; // a bad line is an error with its line number, not the end
+//!     if let Event::Exec(exec) = &record.event {
+//!         assert_eq!(exec.target.executable, "/bin/bash");
+//!         assert_eq!(exec.target.parent.map(|k| (k.pid, k.pidversion)), Some((5000, 12001)));
+//!     }
+//! }
+//! # Ok::<(), execsentry_macos::ReadError>(())
+//! ```
 
 pub mod client_error;
 pub mod eslogger;

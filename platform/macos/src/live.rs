@@ -1,8 +1,8 @@
 //! The parts of the live client that need no macOS: configuration, counters, state, the
 //! message → record mapping and the handler's delivery rule.
 //!
-//! `client.rs` (macOS only) reads endpoint-sec's accessors into [`ProcessFacts`] and calls
-//! [`Delivery::deliver`]; everything it does with the values is here, compiled and tested on
+//! `client.rs` (macOS only) reads endpoint-sec's accessors into `ProcessFacts` and calls
+//! `Delivery::deliver`; everything it does with the values is here, compiled and tested on
 //! every platform, because macOS code cannot be linked or run in this project's CI.
 
 use std::ffi::OsStr;
