@@ -676,6 +676,15 @@ impl AuditRule {
     }
 }
 
+/// The `auditctl` lines equivalent to the rules [`AuditConfigGuard::install_exec_rules`] loads, for
+/// hosts where auditd manages the rules (`execsentry audit-rules`).
+pub fn exec_rules_auditctl(host: Arch, key: &[u8]) -> Vec<String> {
+    AuditRule::exec_rules(host, key)
+        .iter()
+        .map(AuditRule::to_auditctl)
+        .collect()
+}
+
 /// Restores kernel audit state on drop: deletes the rules it added (exact bytes, newest first) and
 /// puts back every status field it changed, to the value read when it was created.
 pub struct AuditConfigGuard {

@@ -279,14 +279,17 @@ impl<'a> Iterator for Fields<'a> {
                 return None;
             }
             let start = self.pos;
-            let rest = &text[start..];
-            let word_end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
-            let Some(eq) = memchr::memchr(b'=', &rest[..word_end]) else {
-                self.pos = start + word_end;
+            // Keys are short: a plain loop beats memchr's setup cost here.
+            let mut eq = start;
+            while eq < text.len() && text[eq] != b'=' && text[eq] != b' ' {
+                eq += 1;
+            }
+            if text.get(eq) != Some(&b'=') {
+                self.pos = eq;
                 continue;
-            };
-            let key = &rest[..eq];
-            let vstart = start + eq + 1;
+            }
+            let key = &text[start..eq];
+            let vstart = eq + 1;
             let (raw, next) = match text.get(vstart) {
                 Some(&q @ (b'"' | b'\'')) => match memchr::memchr(q, &text[vstart + 1..]) {
                     Some(close) => {
@@ -301,7 +304,11 @@ impl<'a> Iterator for Fields<'a> {
                         )));
                     }
                 },
-                _ => (&text[vstart..start + word_end], start + word_end),
+                _ => {
+                    let rest = &text[vstart..];
+                    let end = vstart + memchr::memchr(b' ', rest).unwrap_or(rest.len());
+                    (&text[vstart..end], end)
+                }
             };
             self.pos = next;
             return Some(Ok(Field {
@@ -511,8 +518,13 @@ fn parse_radix(digits: &[u8], radix: u32) -> Option<u64> {
     }
     let mut v: u64 = 0;
     for &d in digits {
-        let x = char::from(d).to_digit(radix)?;
-        v = v.checked_mul(u64::from(radix))?.checked_add(u64::from(x))?;
+        let x = match (radix, d) {
+            // Decimal ids and pids are most fields: keep this path short.
+            (_, b'0'..=b'9') if u32::from(d - b'0') < radix => u64::from(d - b'0'),
+            (16, _) => u64::from(hex_digit(d)?),
+            _ => return None,
+        };
+        v = v.checked_mul(u64::from(radix))?.checked_add(x)?;
     }
     Some(v)
 }

@@ -473,3 +473,22 @@ fn bad_fields_are_counted_not_fatal() {
     assert!(!e.argv_consistent, "a half hex pair");
     assert_eq!(asm.stats().bad_fields, 3);
 }
+
+#[test]
+fn hostile_argument_indices_stay_bounded() {
+    let mut asm = Assembler::new(AssemblerConfig {
+        max_args: 8,
+        ..AssemblerConfig::netlink()
+    });
+    let out = run(
+        &mut asm,
+        &[
+            "type=EXECVE msg=audit(1.000:1): argc=4294967295 a0=\"x\" a4000000=\"y\" a4294967295=\"z\" a99999999999=\"w\" a5_len=99999999999999999999 a5[0]=41",
+            "type=EOE msg=audit(1.000:1): ",
+        ],
+    );
+    let e = exec(&out[0]);
+    assert_eq!(e.argv.len(), 8, "positions filled only up to max_args");
+    assert!(e.argv_truncated && !e.argv_consistent);
+    assert_eq!(e.argv.get(0), Some(&b"x"[..]));
+}
