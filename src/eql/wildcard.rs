@@ -606,4 +606,46 @@ mod tests {
         let s = StrSet::new([long.as_str()], true);
         assert!(s.contains(&"X".repeat(300)));
     }
+
+    /// The reference meaning of a wildcard pattern, through the regex crate: ASCII-fold both
+    /// sides when insensitive, then `?` is `.`, `*` is `.*`, with `.` matching newlines.
+    fn reference(p: &str, ci: bool, v: &str) -> bool {
+        let (p, v) = if ci {
+            (p.to_ascii_lowercase(), v.to_ascii_lowercase())
+        } else {
+            (p.to_owned(), v.to_owned())
+        };
+        let mut re = String::from("(?s)^");
+        for c in p.chars() {
+            match c {
+                '*' => re.push_str(".*"),
+                '?' => re.push('.'),
+                c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        re.push('$');
+        regex::Regex::new(&re).unwrap().is_match(&v)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_reference(
+            p in "[aAbé*?\\\n]{0,8}",
+            v in "[aAbé\\\n]{0,10}",
+            ci in proptest::bool::ANY,
+        ) {
+            proptest::prop_assert_eq!(both(&p, ci, &v), reference(&p, ci, &v), "pattern {:?} value {:?}", p, v);
+        }
+
+        #[test]
+        fn lists_are_any_of(
+            ps in proptest::collection::vec("[ab*?]{0,4}", 1..12),
+            v in "[abAB]{0,6}",
+            ci in proptest::bool::ANY,
+        ) {
+            let want = ps.iter().any(|p| reference(p, ci, &v));
+            let set = WildcardSet::new(ps.iter().map(String::as_str), ci).unwrap();
+            proptest::prop_assert_eq!(set.is_match(&v), want);
+        }
+    }
 }
