@@ -77,12 +77,12 @@ const SEED: &str = r#"process where event.type in ("start", "process_started") a
 const OTHERS: &[&str] = &[
     r#"process where process.name in~ ("BASH", "SH") and process.args_count >= 2 and user.id == "0""#,
     r#"process where process.executable like ("/tmp/*", "/dev/shm/*", "*/.cache/*", "*.sh", "/opt/?ool/*bin*")"#,
-    r#"process where process.args regex~ """-[^-]*[uz][^-]*""" or process.command_line regex ".*[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}.*""#,
+    r#"process where process.args regex~ """-[^-]*[uz][^-]*""" or process.command_line regex ".*[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}.*""#,
     r#"process where ?process.parent.executable != null and process.parent.pid > 1 and process.pid != 0"#,
     r#"process where length(process.command_line) > 20 and startsWith~(process.args, "-C") and not stringContains(process.executable, process.name)"#,
     r#"any where not cidrmatch(source.ip, "10.0.0.0/8", "fe80::/10") and process.pid + 1 > 2 and number(process.user.id) == 0"#,
     r#"process where process.interactive == false and not process.name : ("a*b*c", "?", "*x?y*") and process.working_directory in ("/tmp", "/var/tmp")"#,
-    r#"process where process.name == "bash" and user.id == 0.0"#,
+    r#"process where process.name == "bash" and (auditd.data.a0 == 1000.0 or process.args_count == 3.0)"#,
     r#"process where concat(process.name, " ", process.pid) == "bash 42" or substring(process.name, -2) == "sh" or string(process.pid) : "4*""#,
 ];
 

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use execsentry::eql::{compile_str, ErrorKind, Options};
+use execsentry::eql::ast::{Query, QueryBody};
+use execsentry::eql::{compile, compile_str, parser, ErrorKind, Options};
 use execsentry::JsonDocument;
 
 fn rule_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -37,7 +38,7 @@ fn every_single_event_rule_compiles() {
     files.sort();
     assert!(!files.is_empty(), "no rule files under {}", dir.display());
     let empty = JsonDocument::new(serde_json::Map::new());
-    let (mut ok, mut eql) = (0, 0);
+    let (mut ok, mut eql, mut items) = (0, 0, 0);
     let mut unsupported: BTreeMap<String, usize> = BTreeMap::new();
     let mut failures = Vec::new();
     for f in &files {
@@ -53,6 +54,30 @@ fn every_single_event_rule_compiles() {
         }
         eql += 1;
         let q = rule.get("query").and_then(|q| q.as_str()).unwrap_or("");
+        // Sequence and sample items are event queries too: they must compile already.
+        let ast =
+            parser::parse(q).unwrap_or_else(|e| panic!("{}: {}", f.display(), e[0].render(q)));
+        let parts = match &ast.body {
+            QueryBody::Event(_) => vec![],
+            QueryBody::Sequence(s) => s.items.iter().chain(&s.until).collect(),
+            QueryBody::Sample(s) => s.items.iter().collect(),
+        };
+        for item in parts {
+            items += 1;
+            let single = Query {
+                body: QueryBody::Event(item.query.clone()),
+                pipes: vec![],
+                span: item.span,
+            };
+            if let Err(e) = compile(&single, &Options::default()) {
+                failures.push(format!(
+                    "{} (sequence item): {:?}: {}",
+                    f.display(),
+                    e.kind,
+                    e.render(q)
+                ));
+            }
+        }
         match compile_str(q, &Options::default()) {
             Ok(p) => {
                 ok += 1;
@@ -71,7 +96,8 @@ fn every_single_event_rule_compiles() {
     }
     let unsupported_total: usize = unsupported.values().sum();
     eprintln!(
-        "{eql} EQL rules: {ok} compiled, {unsupported_total} unsupported, {} failed",
+        "{eql} EQL rules: {ok} compiled, {unsupported_total} unsupported, {} failed; \
+         {items} sequence/sample items compiled as event queries",
         failures.len()
     );
     for (why, n) in &unsupported {

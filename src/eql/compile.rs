@@ -212,7 +212,7 @@ impl Const {
             Const::Null => "null".into(),
             Const::Bool(b) => format!("boolean {b}"),
             Const::Int(i) => format!("number {i}"),
-            Const::Float(f) => format!("number {f}"),
+            Const::Float(f) => format!("number {f:?}"),
             Const::Str(s) => format!("string {s:?}"),
         }
     }
