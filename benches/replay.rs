@@ -131,13 +131,10 @@ fn main() {
     let (events, reps) = if full { (100_000, 5) } else { (2_000, 1) };
     let (data, malicious) = synthesize(events);
     let (rules, rest) = RuleSet::from_reports(load_builtin(&Options::default()));
-    if !rest.is_empty() || rules.is_empty() {
-        eprintln!(
-            "replay bench: the built-in rules did not load ({} reports); skipping",
-            rest.len()
-        );
-        return;
-    }
+    assert!(
+        rest.is_empty() && !rules.is_empty(),
+        "the built-in rules did not load: {rest:?}"
+    );
 
     let mut floor = Vec::new();
     let mut reader = Vec::new();

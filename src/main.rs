@@ -115,13 +115,12 @@ fn rules_check(args: &RuleArgs) -> Result<ExitCode> {
     }
     let _ = writeln!(
         out,
-        "{} rules: {} ok, {} unsupported, {} skipped, {} {}",
-        reports.len(),
+        "{}: {} ok, {} unsupported, {} skipped, {}",
+        plural(reports.len(), "rule"),
         counts[0],
         counts[1],
         counts[2],
-        counts[3],
-        if counts[3] == 1 { "error" } else { "errors" }
+        plural(counts[3], "error"),
     );
     print(&out)?;
     Ok(if counts[3] > 0 {
@@ -165,7 +164,7 @@ fn rules_list(args: &RuleArgs) -> Result<ExitCode> {
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    let _ = write!(out, "{} rules loaded", set.len());
+    let _ = write!(out, "{} loaded", plural(set.len(), "rule"));
     if rest.is_empty() {
         out.push('\n');
     } else {
@@ -177,6 +176,15 @@ fn rules_list(args: &RuleArgs) -> Result<ExitCode> {
     }
     print(&out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `1 rule`, `2 rules`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// An input as named on the command line, opened before any work starts so a typo fails fast.

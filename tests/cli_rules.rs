@@ -204,7 +204,7 @@ fn check_passes_without_errors() {
     assert_eq!(r.code, Some(0));
     assert_eq!(
         r.stdout.lines().last().unwrap(),
-        "1 rules: 1 ok, 0 unsupported, 0 skipped, 0 errors"
+        "1 rule: 1 ok, 0 unsupported, 0 skipped, 0 errors"
     );
 }
 
