@@ -5,17 +5,23 @@
 //! Rules (`rules`) are Elastic detection-rules TOML compiled by the EQL engine (`eql`) once and
 //! evaluated per event; matches become ECS alerts (`alert`) written by a sink (`sink`).
 
+pub mod alert;
 pub mod document;
 pub mod eql;
 pub mod event;
+pub mod replay;
+pub mod rules;
+pub mod sink;
+pub mod source;
+pub mod throttle;
 pub mod time;
 
-pub use document::{Document, FieldPath, JsonDocument, Scalar, Values};
-pub use event::ProcessEvent;
 pub mod entity;
 pub mod host;
 pub mod process_table;
 #[cfg(target_os = "linux")]
 pub mod procfs;
-pub mod source;
 pub mod users;
+
+pub use document::{Document, FieldPath, JsonDocument, Scalar, Values};
+pub use event::ProcessEvent;

@@ -1,6 +1,331 @@
-//! The `execsentry` command line: run | replay | rules | audit-rules.
+//! The `execsentry` command line: glue from flags to rule sets, readers and sinks.
+//!
+//! Exit codes: 0 success; 1 `rules check` found rule errors; 2 the command could not do its job
+//! (bad arguments, a missing input or rules path, an unreadable input, a failing alert sink).
 
-fn main() {
-    eprintln!("execsentry: not built yet");
-    std::process::exit(2);
+mod cli;
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use cli::{Cli, Command, FormatArg, ReplayArgs, RuleArgs, RulesCommand};
+use execsentry::eql;
+use execsentry::replay::{Flow, FormatChoice, Replay, ReplayError};
+use execsentry::rules::load::{load_all, Outcome, Report};
+use execsentry::rules::RuleSet;
+use execsentry::sink::{FileSink, Sink, StdoutSink};
+use execsentry::source::Format;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("execsentry: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .target(env_logger::Target::Stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Replay(args) => replay(args),
+        Command::Rules(RulesCommand::Check(args)) => rules_check(&args),
+        Command::Rules(RulesCommand::List(args)) => rules_list(&args),
+    }
+}
+
+fn load_reports(args: &RuleArgs) -> Result<Vec<Report>> {
+    Ok(load_all(
+        !args.no_builtin_rules,
+        &args.rules,
+        &eql::Options::default(),
+    )?)
+}
+
+/// Writes to stdout; a reader that went away (`| head`) ends the output quietly.
+fn print(text: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other.context("writing to stdout")?),
+    }
+}
+
+fn rules_check(args: &RuleArgs) -> Result<ExitCode> {
+    let reports = load_reports(args)?;
+    let mut out = String::new();
+    let mut counts = [0usize; 4];
+    for report in &reports {
+        let origin = &report.origin;
+        let name = report.outcome.name().unwrap_or("-");
+        match &report.outcome {
+            Outcome::Ok(_) => {
+                counts[0] += 1;
+                let _ = writeln!(out, "ok           {origin}  {name}");
+            }
+            Outcome::Unsupported { problem, .. } => {
+                counts[1] += 1;
+                let at = problem
+                    .position
+                    .map(|(l, c)| format!(" at {l}:{c}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "unsupported  {origin}  {name} ({}{at})",
+                    problem.message
+                );
+            }
+            Outcome::Skipped { reason, .. } => {
+                counts[2] += 1;
+                let _ = writeln!(out, "skipped      {origin}  {name} ({reason})");
+            }
+            Outcome::Error { problems, .. } => {
+                counts[3] += 1;
+                for (i, problem) in problems.iter().enumerate() {
+                    let word = if i == 0 { "error      " } else { "  and      " };
+                    let _ = writeln!(out, "{word}  {}", problem.located(origin));
+                    if !problem.snippet.is_empty() {
+                        for line in problem.snippet.lines() {
+                            let _ = writeln!(out, "             {line}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{}: {} ok, {} unsupported, {} skipped, {}",
+        plural(reports.len(), "rule"),
+        counts[0],
+        counts[1],
+        counts[2],
+        plural(counts[3], "error"),
+    );
+    print(&out)?;
+    Ok(if counts[3] > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn rules_list(args: &RuleArgs) -> Result<ExitCode> {
+    let (set, rest) = RuleSet::from_reports(load_reports(args)?);
+    let rows: Vec<[String; 5]> = set
+        .rules()
+        .iter()
+        .map(|r| {
+            [
+                r.meta.rule_id.clone(),
+                r.meta.severity.to_string(),
+                r.category().unwrap_or("any").to_owned(),
+                r.meta.name.clone(),
+                r.origin.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["RULE ID", "SEVERITY", "CATEGORY", "NAME", "ORIGIN"].map(str::to_owned);
+    let mut widths = [0usize; 5];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ", w = widths[i]);
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    let _ = write!(out, "{} loaded", plural(set.len(), "rule"));
+    if rest.is_empty() {
+        out.push('\n');
+    } else {
+        let _ = writeln!(
+            out,
+            "; {} not loaded (see `execsentry rules check`)",
+            rest.len()
+        );
+    }
+    print(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `1 rule`, `2 rules`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// An input as named on the command line, opened before any work starts so a typo fails fast.
+struct Input {
+    name: String,
+    reader: Box<dyn Read>,
+}
+
+fn open_inputs(files: &[PathBuf]) -> Result<Vec<Input>> {
+    let mut stdin_used = false;
+    files
+        .iter()
+        .map(|path| {
+            if path == Path::new("-") {
+                if stdin_used {
+                    bail!("standard input (-) can be read only once");
+                }
+                stdin_used = true;
+                return Ok(Input {
+                    name: "-".into(),
+                    reader: Box::new(io::stdin().lock()),
+                });
+            }
+            let file =
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            if file.metadata().is_ok_and(|m| m.is_dir()) {
+                bail!("cannot read {}: it is a directory", path.display());
+            }
+            Ok(Input {
+                name: path.display().to_string(),
+                reader: Box::new(file),
+            })
+        })
+        .collect()
+}
+
+fn replay(args: ReplayArgs) -> Result<ExitCode> {
+    let (rules, rest) = RuleSet::from_reports(load_reports(&args.rules)?);
+    warn_not_loaded(&rest);
+    if rules.is_empty() {
+        bail!("no rules loaded; drop --no-builtin-rules or pass --rules PATH");
+    }
+    let inputs = open_inputs(&args.files)?;
+    let sink: Box<dyn Sink> = match &args.alerts {
+        Some(path) => Box::new(
+            FileSink::open(path)
+                .with_context(|| format!("cannot open alerts file {}", path.display()))?,
+        ),
+        None => Box::new(StdoutSink::new()),
+    };
+    let format = match args.format {
+        FormatArg::Auto => FormatChoice::Auto,
+        FormatArg::Ecs => FormatChoice::Fixed(Format::Ecs),
+    };
+    let mut replay = Replay::new(&rules, sink);
+    let mut failure: Option<ReplayError> = None;
+    for input in inputs {
+        match replay.input(&input.name, input.reader, format) {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Stop) => {
+                log::info!("alert output closed; stopping");
+                break;
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    eprint!("{}", summary(&replay, &rules));
+    if let Err(e) = replay.finish() {
+        failure.get_or_insert(e);
+    }
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Rule errors are warnings in `replay` (the other rules still run); unsupported and skipped
+/// rules are expected when pointing at Elastic's whole rule tree, so they are counted, and
+/// listed with -v.
+fn warn_not_loaded(rest: &[Report]) {
+    let (mut unsupported, mut skipped) = (0, 0);
+    for report in rest {
+        match &report.outcome {
+            Outcome::Error { problems, .. } => {
+                if let Some(p) = problems.first() {
+                    log::warn!("rule not loaded: {}", p.located(&report.origin));
+                }
+            }
+            Outcome::Unsupported { problem, .. } => {
+                unsupported += 1;
+                log::info!("rule unsupported: {}", problem.located(&report.origin));
+            }
+            Outcome::Skipped { reason, .. } => {
+                skipped += 1;
+                log::info!("rule skipped: {}: {reason}", report.origin);
+            }
+            Outcome::Ok(_) => {}
+        }
+    }
+    if unsupported + skipped > 0 {
+        log::warn!(
+            "{unsupported} unsupported and {skipped} skipped rules not loaded (see `execsentry rules check`)"
+        );
+    }
+}
+
+fn summary<S: Sink>(replay: &Replay<'_, S>, rules: &RuleSet) -> String {
+    let s = replay.stats();
+    let elapsed = replay.elapsed().as_secs_f64();
+    let rate = if elapsed > 0.0 {
+        s.events as f64 / elapsed
+    } else {
+        0.0
+    };
+    let mut out = String::from("replay summary\n");
+    let _ = writeln!(out, "  files:       {}", s.files);
+    let _ = writeln!(out, "  events:      {}", s.events);
+    let _ = writeln!(out, "  malformed:   {}", s.malformed);
+    for sample in &s.malformed_samples {
+        let _ = writeln!(out, "    {sample}");
+    }
+    if s.malformed > s.malformed_samples.len() as u64 {
+        let _ = writeln!(
+            out,
+            "    ... and {} more",
+            s.malformed - s.malformed_samples.len() as u64
+        );
+    }
+    let _ = writeln!(out, "  alerts:      {}", s.alerts);
+    let _ = writeln!(out, "  suppressed:  {} by throttle", s.suppressed);
+    for (rule, n) in replay.throttle().suppressed_by_rule(rules) {
+        let _ = writeln!(
+            out,
+            "    {} {} (max_signals {} per {}): {n}",
+            rule.meta.rule_id, rule.meta.name, rule.meta.max_signals, rule.meta.interval
+        );
+    }
+    let _ = writeln!(out, "  elapsed:     {elapsed:.3} s");
+    let _ = writeln!(out, "  events/s:    {rate:.0}");
+    out
 }

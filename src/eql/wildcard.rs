@@ -1,1 +1,651 @@
-//! (Written in the evaluator change.)
+//! String matching without regexes: exact-string sets (`==`, `in`, `in~`) and wildcard lists
+//! (`:`, `like`, `like~`), built once per rule and run without allocating.
+//!
+//! Wildcards follow Elasticsearch: `*` is any run of characters (newlines included), `?` is
+//! exactly one character (a Unicode scalar, not a byte), the pattern matches the *whole* value,
+//! and there is no escape — a backslash is an ordinary character.
+//!
+//! Case-insensitive matching folds ASCII letters only. That is what Elasticsearch does for
+//! `:`/`like~`/`in~` on keyword fields (`AutomatonQueries.toCaseInsensitiveChar`: "for now we
+//! only work with ASCII characters"), so `"É"` and `"é"` are different under `:` — and it lets
+//! every comparison fold bytes on the fly instead of lower-casing into a new string.
+//!
+//! A list of patterns is split by shape so each gets its cheapest test: wildcard-free patterns
+//! go into one [`StrSet`], `x*` prefixes and `*x*` infixes into Aho-Corasick automata, `*x`
+//! suffixes into a tail comparison, and the rest into [`Glob`]s matched segment by segment.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use aho_corasick::{AhoCorasick, Anchored, Input, StartKind};
+
+/// Sets up to this size are scanned; larger ones are hashed.
+const LINEAR_MAX: usize = 8;
+/// Case-insensitive lookups fold the value into a stack buffer of this size.
+const FOLD_BUF: usize = 256;
+/// Prefix lists longer than this use an anchored automaton rather than a scan.
+const PREFIX_SCAN_MAX: usize = 4;
+
+/// A set of strings, compared byte for byte or with ASCII case folding.
+#[derive(Clone, Debug)]
+pub struct StrSet {
+    insensitive: bool,
+    /// ASCII-lowercased when `insensitive`.
+    items: Vec<Box<[u8]>>,
+    hashed: Option<HashSet<Box<[u8]>, BuildHasherDefault<FxHasher>>>,
+    max_len: usize,
+}
+
+impl StrSet {
+    pub fn new<'s>(items: impl IntoIterator<Item = &'s str>, insensitive: bool) -> StrSet {
+        let mut v: Vec<Box<[u8]>> = items
+            .into_iter()
+            .map(|s| {
+                let mut b = s.as_bytes().to_vec();
+                if insensitive {
+                    b.make_ascii_lowercase();
+                }
+                b.into_boxed_slice()
+            })
+            .collect();
+        v.sort();
+        v.dedup();
+        let max_len = v.iter().map(|b| b.len()).max().unwrap_or(0);
+        let hashed = (v.len() > LINEAR_MAX).then(|| v.iter().cloned().collect());
+        StrSet {
+            insensitive,
+            items: v,
+            hashed,
+            max_len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    #[inline]
+    pub fn contains(&self, value: &str) -> bool {
+        let v = value.as_bytes();
+        if v.len() > self.max_len || self.items.is_empty() {
+            return false;
+        }
+        if !self.insensitive {
+            return self.lookup(v);
+        }
+        if self.max_len <= FOLD_BUF {
+            let mut buf = [0u8; FOLD_BUF];
+            let folded = &mut buf[..v.len()];
+            folded.copy_from_slice(v);
+            folded.make_ascii_lowercase();
+            self.lookup(folded)
+        } else {
+            self.items.iter().any(|i| i.eq_ignore_ascii_case(v))
+        }
+    }
+
+    #[inline]
+    fn lookup(&self, v: &[u8]) -> bool {
+        match &self.hashed {
+            Some(h) => h.contains(v),
+            None => self.items.iter().any(|i| **i == *v),
+        }
+    }
+}
+
+/// Fx-style multiplicative hash: set keys come from rules, so a keyed hash buys nothing, and
+/// SipHash would cost more than the comparison it guards.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// Why a pattern list could not be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildError(pub String);
+
+/// One list of wildcard patterns, matched as "any pattern matches the whole value".
+#[derive(Clone, Debug)]
+pub struct WildcardSet {
+    insensitive: bool,
+    /// Some pattern is only stars: every string matches.
+    any: bool,
+    exact: StrSet,
+    /// `x*`, lowercased when insensitive; scanned when few.
+    prefixes: Vec<Box<[u8]>>,
+    prefix_ac: Option<AhoCorasick>,
+    /// `*x`.
+    suffixes: Vec<Box<[u8]>>,
+    /// `*x*`.
+    infix_ac: Option<AhoCorasick>,
+    globs: Vec<Glob>,
+}
+
+impl WildcardSet {
+    pub fn new<'s>(
+        patterns: impl IntoIterator<Item = &'s str>,
+        insensitive: bool,
+    ) -> Result<WildcardSet, BuildError> {
+        let mut any = false;
+        let mut exact = Vec::new();
+        let mut prefixes: Vec<Box<[u8]>> = Vec::new();
+        let mut suffixes: Vec<Box<[u8]>> = Vec::new();
+        let mut infixes: Vec<&str> = Vec::new();
+        let mut globs = Vec::new();
+        let fold = |s: &str| -> Box<[u8]> {
+            let mut b = s.as_bytes().to_vec();
+            if insensitive {
+                b.make_ascii_lowercase();
+            }
+            b.into_boxed_slice()
+        };
+        for p in patterns {
+            match Shape::of(p) {
+                Shape::Exact => exact.push(p),
+                Shape::Any => any = true,
+                Shape::Prefix(x) => prefixes.push(fold(x)),
+                Shape::Suffix(x) => suffixes.push(fold(x)),
+                Shape::Infix(x) => infixes.push(x),
+                Shape::General => globs.push(Glob::new(p, insensitive)),
+            }
+        }
+        prefixes.sort();
+        prefixes.dedup();
+        suffixes.sort();
+        suffixes.dedup();
+        let prefix_ac = if prefixes.len() > PREFIX_SCAN_MAX {
+            Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(insensitive)
+                    .start_kind(StartKind::Anchored)
+                    .build(&prefixes)
+                    .map_err(|e| BuildError(format!("prefix patterns: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let infix_ac = if infixes.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(insensitive)
+                    .build(&infixes)
+                    .map_err(|e| BuildError(format!("infix patterns: {e}")))?,
+            )
+        };
+        Ok(WildcardSet {
+            insensitive,
+            any,
+            exact: StrSet::new(exact, insensitive),
+            prefixes,
+            prefix_ac,
+            suffixes,
+            infix_ac,
+            globs,
+        })
+    }
+
+    /// True when some pattern matches the whole of `value`.
+    #[inline]
+    pub fn is_match(&self, value: &str) -> bool {
+        if self.any || self.exact.contains(value) {
+            return true;
+        }
+        let v = value.as_bytes();
+        if let Some(ac) = &self.prefix_ac {
+            if ac.is_match(Input::new(v).anchored(Anchored::Yes)) {
+                return true;
+            }
+        } else if self
+            .prefixes
+            .iter()
+            .any(|p| v.len() >= p.len() && eq_bytes(&v[..p.len()], p, self.insensitive))
+        {
+            return true;
+        }
+        if self
+            .suffixes
+            .iter()
+            .any(|s| v.len() >= s.len() && eq_bytes(&v[v.len() - s.len()..], s, self.insensitive))
+        {
+            return true;
+        }
+        if let Some(ac) = &self.infix_ac {
+            if ac.is_match(v) {
+                return true;
+            }
+        }
+        self.globs.iter().any(|g| g.is_match(v))
+    }
+}
+
+/// `a == b` where `b` is already folded when `insensitive`.
+#[inline]
+fn eq_bytes(a: &[u8], folded: &[u8], insensitive: bool) -> bool {
+    if insensitive {
+        a.eq_ignore_ascii_case(folded)
+    } else {
+        a == folded
+    }
+}
+
+/// The cheapest matcher a single pattern needs.
+#[derive(Debug, PartialEq, Eq)]
+enum Shape<'a> {
+    Exact,
+    Any,
+    Prefix(&'a str),
+    Suffix(&'a str),
+    Infix(&'a str),
+    General,
+}
+
+impl<'a> Shape<'a> {
+    fn of(p: &'a str) -> Shape<'a> {
+        if !p.contains(['*', '?']) {
+            return Shape::Exact;
+        }
+        if p.contains('?') {
+            return Shape::General;
+        }
+        let inner = p.trim_matches('*');
+        if inner.is_empty() {
+            return Shape::Any;
+        }
+        if inner.contains('*') {
+            return Shape::General;
+        }
+        match (p.starts_with('*'), p.ends_with('*')) {
+            (false, true) => Shape::Prefix(inner),
+            (true, false) => Shape::Suffix(inner),
+            (true, true) => Shape::Infix(inner),
+            (false, false) => Shape::General,
+        }
+    }
+}
+
+/// A general wildcard pattern: segments of literals and `?`, separated by `*`.
+#[derive(Clone, Debug)]
+pub struct Glob {
+    insensitive: bool,
+    /// No `*` at all: the single segment must cover the whole value.
+    starless: bool,
+    /// Segment anchored at the start (pattern does not begin with `*`).
+    head: Option<Segment>,
+    /// Segments found left to right between stars.
+    middle: Vec<Segment>,
+    /// Segment anchored at the end (pattern does not end with `*`).
+    tail: Option<Segment>,
+}
+
+type Segment = Vec<Piece>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Piece {
+    /// Literal bytes (valid UTF-8 on its own), folded when insensitive.
+    Lit(Box<[u8]>),
+    /// `?`: one character.
+    One,
+}
+
+impl Glob {
+    pub fn new(pattern: &str, insensitive: bool) -> Glob {
+        let mut segs: Vec<Segment> = pattern
+            .split('*')
+            .map(|s| segment(s, insensitive))
+            .collect();
+        let starless = segs.len() == 1;
+        let tail = if starless {
+            None
+        } else {
+            segs.pop().filter(|s| !s.is_empty())
+        };
+        let head = Some(segs.remove(0)).filter(|s| starless || !s.is_empty());
+        segs.retain(|s| !s.is_empty());
+        Glob {
+            insensitive,
+            starless,
+            head,
+            middle: segs,
+            tail,
+        }
+    }
+
+    pub fn is_match(&self, v: &[u8]) -> bool {
+        let ci = self.insensitive;
+        if self.starless {
+            return match &self.head {
+                Some(seg) => match_at(seg, v, 0, ci) == Some(v.len()),
+                None => v.is_empty(),
+            };
+        }
+        let mut pos = 0;
+        if let Some(seg) = &self.head {
+            match match_at(seg, v, 0, ci) {
+                Some(end) => pos = end,
+                None => return false,
+            }
+        }
+        let mut limit = v.len();
+        if let Some(seg) = &self.tail {
+            match match_back(seg, v, v.len(), ci) {
+                Some(start) if start >= pos => limit = start,
+                _ => return false,
+            }
+        }
+        let window = &v[..limit];
+        for seg in &self.middle {
+            match find(seg, window, pos, ci) {
+                Some(end) => pos = end,
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+fn segment(s: &str, insensitive: bool) -> Segment {
+    let mut out = Vec::new();
+    for (i, part) in s.split('?').enumerate() {
+        if i > 0 {
+            out.push(Piece::One);
+        }
+        if !part.is_empty() {
+            let mut b = part.as_bytes().to_vec();
+            if insensitive {
+                b.make_ascii_lowercase();
+            }
+            out.push(Piece::Lit(b.into_boxed_slice()));
+        }
+    }
+    out
+}
+
+/// Length in bytes of the UTF-8 character starting with `lead`.
+#[inline]
+fn char_len(lead: u8) -> usize {
+    match lead {
+        0x00..=0x7f => 1,
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        _ => 4,
+    }
+}
+
+#[inline]
+fn is_continuation(b: u8) -> bool {
+    b & 0xc0 == 0x80
+}
+
+/// Matches `seg` starting exactly at `pos`; returns where it ends.
+fn match_at(seg: &[Piece], v: &[u8], mut pos: usize, ci: bool) -> Option<usize> {
+    for piece in seg {
+        match piece {
+            Piece::Lit(lit) => {
+                let end = pos.checked_add(lit.len())?;
+                if end > v.len() || !eq_bytes(&v[pos..end], lit, ci) {
+                    return None;
+                }
+                pos = end;
+            }
+            Piece::One => {
+                let lead = *v.get(pos)?;
+                pos = (pos + char_len(lead)).min(v.len());
+            }
+        }
+    }
+    Some(pos)
+}
+
+/// Matches `seg` ending exactly at `end`; returns where it starts.
+fn match_back(seg: &[Piece], v: &[u8], mut end: usize, ci: bool) -> Option<usize> {
+    for piece in seg.iter().rev() {
+        match piece {
+            Piece::Lit(lit) => {
+                let start = end.checked_sub(lit.len())?;
+                if !eq_bytes(&v[start..end], lit, ci) {
+                    return None;
+                }
+                end = start;
+            }
+            Piece::One => {
+                if end == 0 {
+                    return None;
+                }
+                end -= 1;
+                while end > 0 && is_continuation(v[end]) {
+                    end -= 1;
+                }
+            }
+        }
+    }
+    Some(end)
+}
+
+/// Leftmost match of `seg` at or after `from` (at a character boundary); returns its end.
+/// Taking the leftmost occurrence of each middle segment leaves the most room for the rest,
+/// so no backtracking is needed.
+fn find(seg: &[Piece], v: &[u8], from: usize, ci: bool) -> Option<usize> {
+    let first_byte = match seg.first() {
+        Some(Piece::Lit(lit)) => lit.first().copied(),
+        _ => None,
+    };
+    let mut start = from;
+    while start <= v.len() {
+        if let Some(b) = first_byte {
+            let rest = v.get(start..)?;
+            let off = if ci && b.is_ascii_alphabetic() {
+                memchr::memchr2(b, b.to_ascii_uppercase(), rest)?
+            } else {
+                memchr::memchr(b, rest)?
+            };
+            start += off;
+        } else if start < v.len() && is_continuation(v[start]) {
+            start += 1;
+            continue;
+        }
+        if let Some(end) = match_at(seg, v, start, ci) {
+            return Some(end);
+        }
+        start += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(patterns: &[&str], ci: bool, v: &str) -> bool {
+        WildcardSet::new(patterns.iter().copied(), ci)
+            .unwrap()
+            .is_match(v)
+    }
+
+    /// Every pattern alone, through the set and through a bare glob, must agree.
+    fn both(p: &str, ci: bool, v: &str) -> bool {
+        let set = m(&[p], ci, v);
+        let glob = Glob::new(p, ci).is_match(v.as_bytes());
+        assert_eq!(set, glob, "set and glob disagree on {p:?} vs {v:?}");
+        set
+    }
+
+    #[test]
+    fn shapes() {
+        assert_eq!(Shape::of("abc"), Shape::Exact);
+        assert_eq!(Shape::of("**"), Shape::Any);
+        assert_eq!(Shape::of("ab*"), Shape::Prefix("ab"));
+        assert_eq!(Shape::of("*ab"), Shape::Suffix("ab"));
+        assert_eq!(Shape::of("**ab**"), Shape::Infix("ab"));
+        assert_eq!(Shape::of("a*b"), Shape::General);
+        assert_eq!(Shape::of("a?"), Shape::General);
+    }
+
+    #[test]
+    fn whole_value_star_and_question() {
+        assert!(both("ba?h", false, "bash"));
+        assert!(!both("ba?h", false, "bassh"));
+        assert!(!both("ba?h", false, "bah"));
+        assert!(both("?*", false, "x"));
+        assert!(!both("?*", false, ""));
+        assert!(both("*", false, ""));
+        assert!(both("", false, ""));
+        assert!(!both("", false, "a"));
+        assert!(both("a*b*c", false, "abc"));
+        assert!(both("a*b*c", false, "aXbYc"));
+        assert!(!both("a*b*c", false, "aXbYcd"));
+        assert!(!both("a*a", false, "a"));
+        assert!(both("a*a", false, "aa"));
+        assert!(both("*a*b*", false, "xxaxxbxx"));
+        assert!(!both("*a*b*", false, "xxbxxaxx"));
+        assert!(both("*ab?d*", false, "zzabcdzz"));
+        assert!(both("?", false, "é"), "? is one character, not one byte");
+        assert!(!both("??", false, "é"));
+        assert!(both("*é?", false, "xéy"));
+        assert!(both("?é", false, "éé"));
+    }
+
+    #[test]
+    fn star_crosses_newlines() {
+        assert!(both("*/dev/tcp/*", false, "bash -c 'x\n/dev/tcp/1/2'"));
+        assert!(both("a*z", false, "a\n\nz"));
+        assert!(both("a?z", false, "a\nz"));
+    }
+
+    #[test]
+    fn backslash_is_literal_and_star_cannot_be_escaped() {
+        assert!(both("C:\\Windows\\*", true, "c:\\windows\\x"));
+        assert!(both("*\\x*\\x*", false, "echo \\x41\\x42"));
+        assert!(
+            both("a\\*", false, "a\\anything"),
+            "\\* is a backslash then a star"
+        );
+        assert!(!both("a\\*", false, "a*"));
+    }
+
+    #[test]
+    fn ascii_folding_only() {
+        assert!(both("BA*", true, "bash"));
+        assert!(!both("BA*", false, "bash"));
+        assert!(both("*TCP*", true, "/dev/tcp/x"));
+        assert!(both("ba?H", true, "BASH"));
+        assert!(
+            !both("É*", true, "é"),
+            "non-ASCII letters do not fold (as in Elasticsearch)"
+        );
+        assert!(both("É*", true, "Éa"));
+        let s = StrSet::new(["Bash"], true);
+        assert!(s.contains("bASH"));
+        assert!(!s.contains("bash "));
+        let s = StrSet::new(["École"], true);
+        assert!(!s.contains("éCOLE") && s.contains("ÉCOLE"));
+    }
+
+    #[test]
+    fn many_patterns_use_automata_and_sets() {
+        let prefixes: Vec<String> = (0..20).map(|i| format!("/opt/p{i}/")).collect();
+        let mut pats: Vec<String> = prefixes.iter().map(|p| format!("{p}*")).collect();
+        pats.extend((0..20).map(|i| format!("exact{i}")));
+        pats.extend((0..20).map(|i| format!("*mid{i}*")));
+        pats.push("*.SO".into());
+        let set = WildcardSet::new(pats.iter().map(String::as_str), true).unwrap();
+        assert!(set.prefix_ac.is_some() && set.exact.hashed.is_some());
+        assert!(set.is_match("/OPT/p7/bin"));
+        assert!(!set.is_match("x/opt/p7/bin"));
+        assert!(set.is_match("EXACT19"));
+        assert!(!set.is_match("exact20"));
+        assert!(set.is_match("xxMID3yy"));
+        assert!(set.is_match("libc.so"));
+        assert!(!set.is_match("libc.so.6"));
+    }
+
+    #[test]
+    fn str_set_hashing_and_long_values() {
+        let items: Vec<String> = (0..100).map(|i| format!("name{i}")).collect();
+        let s = StrSet::new(items.iter().map(String::as_str), false);
+        assert!(s.contains("name42") && !s.contains("Name42") && !s.contains("name100"));
+        let long = "x".repeat(300);
+        let s = StrSet::new([long.as_str()], true);
+        assert!(s.contains(&"X".repeat(300)));
+    }
+
+    /// The reference meaning of a wildcard pattern, through the regex crate: ASCII-fold both
+    /// sides when insensitive, then `?` is `.`, `*` is `.*`, with `.` matching newlines.
+    fn reference(p: &str, ci: bool, v: &str) -> bool {
+        let (p, v) = if ci {
+            (p.to_ascii_lowercase(), v.to_ascii_lowercase())
+        } else {
+            (p.to_owned(), v.to_owned())
+        };
+        let mut re = String::from("(?s)^");
+        for c in p.chars() {
+            match c {
+                '*' => re.push_str(".*"),
+                '?' => re.push('.'),
+                c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        re.push('$');
+        regex::Regex::new(&re).unwrap().is_match(&v)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_reference(
+            p in "[aAbé*?\\\n]{0,8}",
+            v in "[aAbé\\\n]{0,10}",
+            ci in proptest::bool::ANY,
+        ) {
+            proptest::prop_assert_eq!(both(&p, ci, &v), reference(&p, ci, &v), "pattern {:?} value {:?}", p, v);
+        }
+
+        #[test]
+        fn lists_are_any_of(
+            ps in proptest::collection::vec("[ab*?]{0,4}", 1..12),
+            v in "[abAB]{0,6}",
+            ci in proptest::bool::ANY,
+        ) {
+            let want = ps.iter().any(|p| reference(p, ci, &v));
+            let set = WildcardSet::new(ps.iter().map(String::as_str), ci).unwrap();
+            proptest::prop_assert_eq!(set.is_match(&v), want);
+        }
+    }
+}

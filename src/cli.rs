@@ -1,0 +1,73 @@
+//! What the user typed: flags and arguments only, checked by clap. `main.rs` turns them into
+//! rule sets, readers and sinks; no library sees these types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Process executions in, Elastic EQL detections out, as ECS JSON.
+#[derive(Debug, Parser)]
+#[command(name = "execsentry", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay recorded events through the rules; alerts (NDJSON) to stdout or --alerts.
+    Replay(ReplayArgs),
+    /// Check or list detection rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Load every rule and say, per rule, ok / unsupported / skipped / error (exit 1 on errors).
+    Check(RuleArgs),
+    /// Show the rules that load: id, severity, category, name, origin.
+    List(RuleArgs),
+}
+
+/// Which rules to load.
+#[derive(Debug, Args)]
+pub struct RuleArgs {
+    /// A detection-rules TOML file, or a directory searched recursively for *.toml (repeatable).
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+
+    /// Do not load the rules built into execsentry.
+    #[arg(long)]
+    pub no_builtin_rules: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Input format; auto detects it from each input's first non-blank line.
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
+    pub format: FormatArg,
+
+    #[command(flatten)]
+    pub rules: RuleArgs,
+
+    /// Append alerts to this file (created with mode 0600) instead of writing them to stdout.
+    #[arg(long, value_name = "PATH")]
+    pub alerts: Option<PathBuf>,
+
+    /// Input files; `-` reads standard input.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Detect per input.
+    Auto,
+    /// ECS NDJSON: one JSON object per line.
+    Ecs,
+}

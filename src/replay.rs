@@ -1,0 +1,237 @@
+//! Offline replay: recorded inputs through the rules, alerts to a sink, on the calling thread.
+//!
+//! The same steps the live pipeline takes per event — evaluate, throttle, build, write — without
+//! threads, so a replay is deterministic and `execsentry replay`, the benchmark and the fuzz
+//! target all drive this one code path.
+
+use std::io::{BufReader, Read};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::alert::AlertBuilder;
+use crate::document::Document;
+use crate::rules::RuleSet;
+use crate::sink::{Sink, SinkError};
+use crate::source::ecs_ndjson::NdjsonReader;
+use crate::source::{sniff, DetectError, Format};
+use crate::throttle::Throttle;
+
+/// How many malformed lines are kept verbatim for the summary.
+pub const MALFORMED_SAMPLES: usize = 10;
+
+/// `--format`: one format, or detect it per input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FormatChoice {
+    #[default]
+    Auto,
+    Fixed(Format),
+}
+
+#[derive(Debug, Error)]
+pub enum ReplayError {
+    #[error("{name}: {source}")]
+    Read {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{name}: {source}")]
+    Format {
+        name: String,
+        #[source]
+        source: DetectError,
+    },
+    #[error(transparent)]
+    Sink(SinkError),
+}
+
+/// Whether to go on after an input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// The sink's reader went away: stop quietly.
+    Stop,
+}
+
+/// Totals for the summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub files: u64,
+    pub lines: u64,
+    pub bytes: u64,
+    pub events: u64,
+    pub malformed: u64,
+    /// The first [`MALFORMED_SAMPLES`] malformed lines as `NAME:LINE: reason`.
+    pub malformed_samples: Vec<String>,
+    pub alerts: u64,
+    pub suppressed: u64,
+}
+
+/// One replay: rules, alert state and sink, reused across inputs.
+pub struct Replay<'r, S> {
+    rules: &'r RuleSet,
+    alerts: AlertBuilder,
+    throttle: Throttle,
+    sink: S,
+    line: Vec<u8>,
+    stats: Stats,
+    started: Instant,
+    /// Detection time for alerts; `None` means the clock (tests pin it).
+    clock: Option<i64>,
+}
+
+impl<'r, S: Sink> Replay<'r, S> {
+    pub fn new(rules: &'r RuleSet, sink: S) -> Replay<'r, S> {
+        Replay::with_alerts(rules, sink, AlertBuilder::new())
+    }
+
+    pub fn with_alerts(rules: &'r RuleSet, sink: S, alerts: AlertBuilder) -> Replay<'r, S> {
+        Replay {
+            rules,
+            alerts,
+            throttle: Throttle::new(rules),
+            sink,
+            line: Vec::with_capacity(4096),
+            stats: Stats::default(),
+            started: Instant::now(),
+            clock: None,
+        }
+    }
+
+    /// Stamps every alert with `event.created` = `ns` instead of the clock.
+    pub fn with_fixed_clock(mut self, ns: i64) -> Self {
+        self.clock = Some(ns);
+        self
+    }
+
+    /// Reads one input to its end. Malformed lines are counted and skipped; an error is a read
+    /// error on the input, an undetectable format, or a failing sink.
+    pub fn input<R: Read>(
+        &mut self,
+        name: &str,
+        input: R,
+        format: FormatChoice,
+    ) -> Result<Flow, ReplayError> {
+        let read_err = |source| ReplayError::Read {
+            name: name.to_owned(),
+            source,
+        };
+        self.stats.files += 1;
+        let (format, input) = match format {
+            FormatChoice::Fixed(f) => (f, Box::new(input) as Box<dyn Read + '_>),
+            FormatChoice::Auto => {
+                let (detected, sniffed) = sniff(BufReader::new(input)).map_err(read_err)?;
+                let format = detected.map_err(|source| ReplayError::Format {
+                    name: name.to_owned(),
+                    source,
+                })?;
+                (format, Box::new(sniffed) as Box<dyn Read + '_>)
+            }
+        };
+        match format {
+            Format::Ecs => self.ecs(name, input),
+        }
+    }
+
+    fn ecs<R: Read>(&mut self, name: &str, input: R) -> Result<Flow, ReplayError> {
+        let mut reader = NdjsonReader::new(input);
+        let mut flow = Flow::Continue;
+        loop {
+            let item = reader.next_document().map_err(|source| ReplayError::Read {
+                name: name.to_owned(),
+                source,
+            })?;
+            match item {
+                None => break,
+                Some(Ok(doc)) => {
+                    if self.event(&doc)? == Flow::Stop {
+                        flow = Flow::Stop;
+                        break;
+                    }
+                }
+                Some(Err(bad)) => {
+                    self.stats.malformed += 1;
+                    if self.stats.malformed_samples.len() < MALFORMED_SAMPLES {
+                        self.stats
+                            .malformed_samples
+                            .push(format!("{name}:{}: {}", bad.line, bad.kind));
+                    }
+                }
+            }
+        }
+        let c = reader.counters();
+        self.stats.lines += c.lines;
+        self.stats.bytes += c.bytes;
+        if flow == Flow::Continue {
+            flow = self.flush()?;
+        }
+        Ok(flow)
+    }
+
+    /// Evaluates one document and writes its alerts.
+    pub fn event<D: Document + ?Sized>(&mut self, doc: &D) -> Result<Flow, ReplayError> {
+        self.stats.events += 1;
+        let Replay {
+            rules,
+            alerts,
+            throttle,
+            sink,
+            line,
+            stats,
+            clock,
+            ..
+        } = self;
+        let mut failure: Option<SinkError> = None;
+        rules.evaluate(doc, |rule| {
+            if failure.is_some() {
+                return;
+            }
+            let now = || clock.unwrap_or_else(crate::time::now_ns);
+            if !throttle.admit(rule, doc.timestamp_ns().unwrap_or_else(now)) {
+                stats.suppressed += 1;
+                return;
+            }
+            if let Err(e) = alerts.write_ndjson(rule, doc, now(), line) {
+                // Serializing a serde_json::Value cannot fail short of running out of memory.
+                log::error!("rule {}: cannot serialize alert: {e}", rule.meta.rule_id);
+                return;
+            }
+            match sink.write_line(line) {
+                Ok(()) => stats.alerts += 1,
+                Err(e) => failure = Some(e),
+            }
+        });
+        match failure {
+            None => Ok(Flow::Continue),
+            Some(SinkError::Closed) => Ok(Flow::Stop),
+            Some(e) => Err(ReplayError::Sink(e)),
+        }
+    }
+
+    fn flush(&mut self) -> Result<Flow, ReplayError> {
+        match self.sink.flush() {
+            Ok(()) => Ok(Flow::Continue),
+            Err(SinkError::Closed) => Ok(Flow::Stop),
+            Err(e) => Err(ReplayError::Sink(e)),
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Flushes the sink and returns it.
+    pub fn finish(mut self) -> Result<S, ReplayError> {
+        self.flush()?;
+        Ok(self.sink)
+    }
+}
