@@ -1287,6 +1287,12 @@ mod tests {
     }
 
     #[test]
+    fn programs_are_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Program>();
+    }
+
+    #[test]
     fn field_types() {
         assert_eq!(field_type("process.pid"), Ty::Num);
         assert_eq!(field_type("process.parent.args_count"), Ty::Num);
