@@ -82,6 +82,19 @@ impl StrSet {
         self.items.len()
     }
 
+    /// True when lookups fold ASCII case.
+    pub fn insensitive(&self) -> bool {
+        self.insensitive
+    }
+
+    /// The members (ASCII-lowercased when insensitive).
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        // Members were built from `&str`s and only ASCII bytes were folded.
+        self.items
+            .iter()
+            .filter_map(|b| std::str::from_utf8(b).ok())
+    }
+
     #[inline]
     pub fn contains(&self, value: &str) -> bool {
         let v = value.as_bytes();
@@ -227,6 +240,11 @@ impl WildcardSet {
             infix_ac,
             globs,
         })
+    }
+
+    /// The patterns, when all of them are wildcard-free: the set is then an exact-string set.
+    pub fn as_exact(&self) -> Option<&StrSet> {
+        self.exact_only.then_some(&self.exact)
     }
 
     /// True when some pattern matches the whole of `value`.
