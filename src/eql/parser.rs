@@ -370,9 +370,7 @@ impl<'s> Parser<'s> {
         }
         let body = body?;
         let pipes = pipes?;
-        let end = pipes
-            .last()
-            .map_or_else(|| body_span(&body), pipe_span);
+        let end = pipes.last().map_or_else(|| body_span(&body), pipe_span);
         Ok(Query {
             body,
             pipes,
