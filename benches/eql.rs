@@ -5,8 +5,9 @@
 //!   and as `JsonDocument`s, against two baselines measured in the same run: a trivial rule
 //!   (`process.name == "x"`) and a hand-written loop reading the same fields.
 //! - `corpus/*`: every single-event rule of a detection-rules checkout (`DETECTION_RULES_DIR`,
-//!   default `/work/detection-rules/rules`) compiled once, then evaluated on one event through
-//!   category dispatch (only rules of the event's categories, plus `any where` rules).
+//!   default `/work/detection-rules/rules`) compiled once, then evaluated on each event through
+//!   category dispatch (only rules of the event's categories, plus `any where` rules); and the
+//!   same with rules that pin `process.name` ([`Program::requirement`]) indexed by that name.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -194,8 +195,8 @@ fn compile(q: &str) -> Program {
     compile_str(q, &Options::default()).unwrap_or_else(|e| panic!("{}", e[0].render(q)))
 }
 
-/// What the compiled seed rule does, written by hand against the same `Document` API: the
-/// floor for any engine reading these fields through field lookups.
+/// Roughly what the seed rule does, written plainly by hand against the same `Document` API
+/// (per-call folding, no precompiled matchers): what a straightforward interpreter costs.
 fn hand_seed<D: Document>(d: &D, f: &HandFields) -> bool {
     let is = |field: &FieldPath, want: &[&str]| {
         d.values(field)
@@ -361,10 +362,67 @@ fn corpus_bench(c: &mut Criterion) {
         "corpus: {process_rules} process rules, {} any rules",
         any.len()
     );
+
+    // Index process rules by the process.name values they require (ASCII-lowercased keys;
+    // a case-sensitive rule still checks the exact name itself).
+    let name_field = FieldPath::new("process.name");
+    let process = by_cat.get("process").map(Vec::as_slice).unwrap_or(&[]);
+    let mut by_name: HashMap<String, Vec<&Program>> = HashMap::new();
+    let mut unindexed: Vec<&Program> = Vec::new();
+    for p in process {
+        match p.requirement("process.name") {
+            Some(req) => {
+                for v in req.values {
+                    by_name.entry(v.to_ascii_lowercase()).or_default().push(p);
+                }
+            }
+            None => unindexed.push(p),
+        }
+    }
+    eprintln!(
+        "corpus: {} of {} process rules indexed by process.name",
+        process.len() - unindexed.len(),
+        process.len()
+    );
+    let indexed = |e: &ProcessEvent| -> usize {
+        let mut hits = unindexed.iter().filter(|r| r.matches_condition(e)).count();
+        let mut key = [0u8; 64];
+        e.values(&name_field).any(|v| {
+            if let Scalar::Str(name) = v {
+                let long;
+                let k = match key.get_mut(..name.len()) {
+                    Some(k) => {
+                        k.copy_from_slice(name.as_bytes());
+                        k.make_ascii_lowercase();
+                        std::str::from_utf8(k).unwrap_or("")
+                    }
+                    None => {
+                        long = name.to_ascii_lowercase();
+                        &long
+                    }
+                };
+                if let Some(rules) = by_name.get(k) {
+                    hits += rules.iter().filter(|r| r.matches_condition(e)).count();
+                }
+            }
+            false
+        });
+        hits + any.iter().filter(|r| r.matches_condition(e)).count()
+    };
+    let all: usize = typed.iter().map(&dispatch).sum();
+    assert_eq!(
+        all,
+        typed.iter().map(&indexed).sum::<usize>(),
+        "the index must not change verdicts"
+    );
+
     let mut g = c.benchmark_group("corpus");
     g.throughput(Throughput::Elements(typed.len() as u64));
     g.bench_function("typed/all_rules_per_event", |b| {
         b.iter(|| typed.iter().map(|e| dispatch(black_box(e))).sum::<usize>())
+    });
+    g.bench_function("typed/name_indexed_per_event", |b| {
+        b.iter(|| typed.iter().map(|e| indexed(black_box(e))).sum::<usize>())
     });
     g.finish();
 }

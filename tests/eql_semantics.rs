@@ -178,3 +178,135 @@ fn function_examples_hold() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Random queries assembled from EQL fragments: compiling never panics, and whatever
+/// compiles evaluates without panicking on documents with odd shapes.
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One well-typed leaf (mostly): string fields with strings, numbers with numbers.
+    fn atom() -> impl Strategy<Value = String> {
+        let sfield = prop::sample::select(vec![
+            "process.name",
+            "process.args",
+            "user.id",
+            "x",
+            "?y",
+            "source.ip",
+        ]);
+        let nfield = prop::sample::select(vec!["process.pid", "x", "?y", "process.args_count"]);
+        let slit = prop::sample::select(vec![
+            "\"a*\"",
+            "\"\"",
+            "\"?\"",
+            "\"É\"",
+            "\"10.0.0.1\"",
+            "\"bash\"",
+            "null",
+        ]);
+        let nlit = prop::sample::select(vec!["1", "-1", "0", "2.5", "9223372036854775807", "null"]);
+        let sop = prop::sample::select(vec!["==", "!=", "<", ">=", ":", "like", "like~"]);
+        let nop = prop::sample::select(vec!["==", "!=", "<", ">="]);
+        let re = prop::sample::select(vec![
+            "\"[a-z]+\"",
+            "\"a.*\"",
+            "\"\"",
+            "\"\\\\d{1,3}\"",
+            "\"(ab|É)?\"",
+        ]);
+        prop_oneof![
+            (sfield.clone(), sop, slit.clone()).prop_map(|(f, o, l)| format!("{f} {o} {l}")),
+            (nfield.clone(), nop, nlit.clone()).prop_map(|(f, o, l)| format!("{f} {o} {l}")),
+            (
+                sfield.clone(),
+                prop::sample::select(vec!["regex", "regex~"]),
+                re
+            )
+                .prop_map(|(f, o, l)| format!("{f} {o} {l}")),
+            (sfield.clone(), slit.clone(), slit.clone())
+                .prop_map(|(f, a, b)| format!("{f} in~ ({a}, {b})")),
+            (nfield.clone(), nlit.clone(), nlit.clone())
+                .prop_map(|(f, a, b)| format!("{f} not in ({a}, {b})")),
+            (sfield.clone(), nlit.clone()).prop_map(|(f, n)| format!("length({f}) > {n}")),
+            (sfield.clone(), slit.clone()).prop_map(|(f, l)| format!("startsWith~({f}, {l})")),
+            (sfield.clone(), slit.clone())
+                .prop_map(|(f, l)| format!("between({f}, {l}, {l}) : {l}")),
+            (sfield.clone(), nlit.clone(), slit.clone())
+                .prop_map(|(f, n, l)| format!("substring({f}, {n}) == {l}")),
+            (sfield.clone(), slit.clone(), nlit.clone())
+                .prop_map(|(f, l, n)| format!("indexOf({f}, {l}, {n}) == {n}")),
+            (sfield.clone(), nfield.clone())
+                .prop_map(|(f, g)| format!("concat({f}, {g}) : \"*1*\"")),
+            sfield
+                .clone()
+                .prop_map(|f| format!("cidrMatch({f}, \"10.0.0.0/8\", \"::1\")")),
+            sfield.prop_map(|f| format!("number({f}) == 12")),
+            (nfield.clone(), nlit.clone()).prop_map(|(f, n)| format!("{f} * 2 + {n} > {n}")),
+            (nfield, nlit).prop_map(|(f, n)| format!("modulo({f}, 7) == {n}")),
+            Just("process.interactive".to_owned()),
+        ]
+    }
+
+    fn condition() -> impl Strategy<Value = String> {
+        atom().prop_recursive(3, 16, 3, |inner| {
+            prop_oneof![
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} and {b})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} or {b})")),
+                inner.prop_map(|a| format!("not {a}")),
+            ]
+        })
+    }
+
+    fn docs() -> Vec<JsonDocument> {
+        [
+            serde_json::json!({}),
+            serde_json::json!({"process": {"name": "bash", "args": ["a", ["b", null], 3, true, {"o": 1}],
+                "pid": "12", "interactive": "true"}, "user.id": 0, "x": [1.5, "x"], "y": null,
+                "source": {"ip": ["10.1.1.1", "zz", 7]}}),
+            serde_json::json!({"process": {"name": ["É", ""], "pid": 9223372036854775807i64,
+                "args": []}, "x": "9223372036854775807", "source.ip": "fe80::1"}),
+        ]
+        .into_iter()
+        .map(|v| match v {
+            serde_json::Value::Object(m) => JsonDocument::new(m),
+            _ => unreachable!(),
+        })
+        .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn compile_and_evaluate_never_panic(cond in condition(), kleene in any::<bool>()) {
+            let q = format!("any where {cond}");
+            let missing = if kleene { MissingPolicy::Kleene } else { MissingPolicy::EsPushdown };
+            if let Ok(p) = compile_str(&q, &Options { missing }) {
+                for d in docs() {
+                    let verdict = p.evaluate(&d);
+                    prop_assert_eq!(p.matches(&d), verdict == Some(true));
+                    // Pushdown leaves are two-valued, so the whole condition is too.
+                    prop_assert!(kleene || verdict.is_some(), "{} is null under pushdown", q);
+                }
+            }
+        }
+    }
+
+    /// The generator is useful: a good share of what it builds compiles and evaluates.
+    #[test]
+    fn generated_queries_mostly_compile() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let mut runner = TestRunner::deterministic();
+        let strategy = condition();
+        let n = 400;
+        let ok = (0..n)
+            .filter(|_| {
+                let cond = strategy.new_tree(&mut runner).unwrap().current();
+                compile_str(&format!("any where {cond}"), &Options::default()).is_ok()
+            })
+            .count();
+        eprintln!("{ok} of {n} generated queries compiled");
+        assert!(ok * 2 >= n, "only {ok} of {n} generated queries compiled");
+    }
+}

@@ -94,6 +94,25 @@ impl Program {
         self.policy
     }
 
+    /// The values `field` must take for the condition to hold, when the query implies them:
+    /// `process.name in ("sh", "bash") and ...`, `process.name : "bash" or process.name ==
+    /// "sh"`. A rule index can skip this program for events whose field has none of these
+    /// values (compared by string form, ASCII-folded when [`Requirement::insensitive`]).
+    /// `None` when the query does not pin the field to a literal list.
+    pub fn requirement(&self, field: &str) -> Option<Requirement> {
+        let (values, insensitive) = requirement(&self.root, field)?;
+        let mut values: Vec<String> = values.into_iter().map(str::to_owned).collect();
+        if insensitive {
+            values.iter_mut().for_each(|v| v.make_ascii_lowercase());
+        }
+        values.sort();
+        values.dedup();
+        Some(Requirement {
+            values,
+            insensitive,
+        })
+    }
+
     /// Category check and condition: some `event.category` value equals the query's category
     /// (case-sensitive), or the query is `any where`.
     #[inline]
@@ -121,6 +140,42 @@ impl Program {
     pub fn evaluate<D: Document + ?Sized>(&self, doc: &D) -> Option<bool> {
         let cx = Ctx::new(self.policy == MissingPolicy::EsPushdown);
         self.root.eval(doc, &cx).to_option()
+    }
+}
+
+/// Literal values a field must take for a [`Program`] to match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    /// Sorted; ASCII-lowercased when `insensitive`.
+    pub values: Vec<String>,
+    /// Some of the tests fold ASCII case, so an index must too.
+    pub insensitive: bool,
+}
+
+/// The literal list `field` must be in for `node` to be true: one operand of an `and`
+/// suffices; every operand of an `or` must pin the field, and their lists are united.
+fn requirement<'n>(node: &'n Node, field: &str) -> Option<(Vec<&'n str>, bool)> {
+    match node {
+        Node::Field { field: f, test } if f.as_str() == field => {
+            let set = match test {
+                Test::In(set) if set.nums.is_empty() && set.bools == [false; 2] => &set.strs,
+                Test::Wild(w) => w.as_exact()?,
+                _ => return None,
+            };
+            Some((set.iter().collect(), set.insensitive()))
+        }
+        Node::And(nodes) => nodes.iter().find_map(|n| requirement(n, field)),
+        Node::Or(nodes) => {
+            let mut all = Vec::new();
+            let mut insensitive = false;
+            for n in nodes.iter() {
+                let (values, ci) = requirement(n, field)?;
+                all.extend(values);
+                insensitive |= ci;
+            }
+            Some((all, insensitive))
+        }
+        _ => None,
     }
 }
 
@@ -1284,6 +1339,46 @@ mod tests {
         assert!(ok.is_ok(), "{ok:?}");
         let err = compile(&nested(1_000), &Options::default()).unwrap_err();
         assert!(err.message.contains("nested too deeply"));
+    }
+
+    #[test]
+    fn requirements_for_rule_indexes() {
+        let name = |v: &str| cmp(CmpOp::Eq, field("process.name"), s(v));
+        let or = |a: Expr, b: Expr| ex(ExprKind::Or(Box::new(a), Box::new(b)));
+        let p = |e: Expr| compile(&query("process", e), &Options::default()).unwrap();
+        let r = p(and(
+            cmp(CmpOp::Eq, field("event.type"), s("start")),
+            or(name("sh"), colon(field("process.name"), &["BASH"])),
+        ))
+        .requirement("process.name")
+        .unwrap();
+        assert_eq!(r.values, ["bash", "sh"]);
+        assert!(r.insensitive);
+        let r = p(and(name("zsh"), name("zsh")))
+            .requirement("process.name")
+            .unwrap();
+        assert_eq!(
+            r,
+            Requirement {
+                values: vec!["zsh".into()],
+                insensitive: false
+            }
+        );
+        // Not pinned: a wildcard, a negation, an `or` with a free branch.
+        assert!(p(colon(field("process.name"), &["ba*"]))
+            .requirement("process.name")
+            .is_none());
+        assert!(p(not(name("sh"))).requirement("process.name").is_none());
+        assert!(p(or(name("sh"), cmp(CmpOp::Eq, field("user.id"), s("0"))))
+            .requirement("process.name")
+            .is_none());
+        assert!(p(name("sh")).requirement("process.executable").is_none());
+    }
+
+    #[test]
+    fn programs_are_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Program>();
     }
 
     #[test]

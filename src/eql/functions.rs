@@ -7,6 +7,11 @@
 //! (a number in a string parameter arrives as its string form, a numeric string in a number
 //! parameter as the number), so a mismatch that slips through yields null, never a panic.
 //!
+//! On a multi-valued field a function applies to each element, and the enclosing predicate
+//! holds when it holds for some element (Elasticsearch 7.15+ accepts multi-valued input).
+//! So `length(process.args) == 3` asks whether some argument is three characters long — not
+//! whether there are three arguments (use `process.args_count`).
+//!
 //! Deliberate choices where Elasticsearch is vague or Java-specific:
 //! - lengths and offsets count Unicode scalar values (Java counts UTF-16 units; the two agree
 //!   outside the astral planes);

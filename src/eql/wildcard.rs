@@ -14,25 +14,25 @@
 //! go into one [`StrSet`], `x*` prefixes and `*x*` infixes into Aho-Corasick automata, `*x`
 //! suffixes into a tail comparison, and the rest into [`Glob`]s matched segment by segment.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use aho_corasick::{AhoCorasick, Anchored, Input, StartKind};
 
 /// Sets up to this size are scanned; larger ones are hashed.
 const LINEAR_MAX: usize = 8;
-/// Case-insensitive lookups fold the value into a stack buffer of this size.
-const FOLD_BUF: usize = 256;
 /// Prefix lists longer than this use an anchored automaton rather than a scan.
 const PREFIX_SCAN_MAX: usize = 4;
 
 /// A set of strings, compared byte for byte or with ASCII case folding.
+///
+/// Small sets are scanned (lengths differ most of the time, so most comparisons stop at
+/// once). Larger ones use an open-addressing table whose hash folds case as it reads, so a
+/// case-insensitive lookup neither copies nor lower-cases the value.
 #[derive(Clone, Debug)]
 pub struct StrSet {
     insensitive: bool,
-    /// ASCII-lowercased when `insensitive`.
+    /// ASCII-lowercased when `insensitive`; sorted and deduplicated.
     items: Vec<Box<[u8]>>,
-    hashed: Option<HashSet<Box<[u8]>, BuildHasherDefault<FxHasher>>>,
+    /// Index + 1 into `items`, 0 for an empty slot; empty for small sets.
+    slots: Box<[u32]>,
     max_len: usize,
 }
 
@@ -51,11 +51,25 @@ impl StrSet {
         v.sort();
         v.dedup();
         let max_len = v.iter().map(|b| b.len()).max().unwrap_or(0);
-        let hashed = (v.len() > LINEAR_MAX).then(|| v.iter().cloned().collect());
+        let slots = if v.len() > LINEAR_MAX {
+            // Load factor at most 1/2 keeps probe runs short.
+            let n = (v.len() * 2).next_power_of_two();
+            let mut slots = vec![0u32; n].into_boxed_slice();
+            for (i, item) in v.iter().enumerate() {
+                let mut at = (hash(item, false) as usize) & (n - 1);
+                while slots[at] != 0 {
+                    at = (at + 1) & (n - 1);
+                }
+                slots[at] = i as u32 + 1;
+            }
+            slots
+        } else {
+            Box::default()
+        };
         StrSet {
             insensitive,
             items: v,
-            hashed,
+            slots,
             max_len,
         }
     }
@@ -68,73 +82,70 @@ impl StrSet {
         self.items.len()
     }
 
+    /// True when lookups fold ASCII case.
+    pub fn insensitive(&self) -> bool {
+        self.insensitive
+    }
+
+    /// The members (ASCII-lowercased when insensitive).
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        // Members were built from `&str`s and only ASCII bytes were folded.
+        self.items
+            .iter()
+            .filter_map(|b| std::str::from_utf8(b).ok())
+    }
+
     #[inline]
     pub fn contains(&self, value: &str) -> bool {
         let v = value.as_bytes();
-        if v.len() > self.max_len || self.items.is_empty() {
+        if v.len() > self.max_len {
             return false;
         }
-        if !self.insensitive {
-            return self.lookup(v);
+        let ci = self.insensitive;
+        if self.slots.is_empty() {
+            return self.items.iter().any(|i| eq_bytes(v, i, ci));
         }
-        if self.max_len <= FOLD_BUF {
-            let mut buf = [0u8; FOLD_BUF];
-            let folded = &mut buf[..v.len()];
-            folded.copy_from_slice(v);
-            folded.make_ascii_lowercase();
-            self.lookup(folded)
-        } else {
-            self.items.iter().any(|i| i.eq_ignore_ascii_case(v))
-        }
-    }
-
-    #[inline]
-    fn lookup(&self, v: &[u8]) -> bool {
-        match &self.hashed {
-            Some(h) => h.contains(v),
-            None => self.items.iter().any(|i| **i == *v),
+        let mask = self.slots.len() - 1;
+        let mut at = (hash(v, ci) as usize) & mask;
+        loop {
+            match self.slots[at] {
+                0 => return false,
+                i => {
+                    if eq_bytes(v, &self.items[i as usize - 1], ci) {
+                        return true;
+                    }
+                }
+            }
+            at = (at + 1) & mask;
         }
     }
 }
 
-/// Fx-style multiplicative hash: set keys come from rules, so a keyed hash buys nothing, and
-/// SipHash would cost more than the comparison it guards.
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
+/// Fx-style multiplicative hash of the (ASCII-folded when `fold`) bytes. Set keys come from
+/// rules, so a keyed hash buys nothing, and SipHash would cost more than the comparison.
+#[inline]
+fn hash(bytes: &[u8], fold: bool) -> u64 {
+    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let mut h = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        if fold {
+            w.make_ascii_lowercase();
         }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        if fold {
+            w.make_ascii_lowercase();
         }
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
     }
-
-    #[inline]
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
+    h
 }
 
 /// Why a pattern list could not be built.
@@ -145,6 +156,8 @@ pub struct BuildError(pub String);
 #[derive(Clone, Debug)]
 pub struct WildcardSet {
     insensitive: bool,
+    /// Only wildcard-free patterns: the set lookup decides.
+    exact_only: bool,
     /// Some pattern is only stars: every string matches.
     any: bool,
     exact: StrSet,
@@ -211,8 +224,14 @@ impl WildcardSet {
                     .map_err(|e| BuildError(format!("infix patterns: {e}")))?,
             )
         };
+        let exact_only = !any
+            && prefixes.is_empty()
+            && suffixes.is_empty()
+            && infixes.is_empty()
+            && globs.is_empty();
         Ok(WildcardSet {
             insensitive,
+            exact_only,
             any,
             exact: StrSet::new(exact, insensitive),
             prefixes,
@@ -223,9 +242,17 @@ impl WildcardSet {
         })
     }
 
+    /// The patterns, when all of them are wildcard-free: the set is then an exact-string set.
+    pub fn as_exact(&self) -> Option<&StrSet> {
+        self.exact_only.then_some(&self.exact)
+    }
+
     /// True when some pattern matches the whole of `value`.
     #[inline]
     pub fn is_match(&self, value: &str) -> bool {
+        if self.exact_only {
+            return self.exact.contains(value);
+        }
         if self.any || self.exact.contains(value) {
             return true;
         }
@@ -587,7 +614,7 @@ mod tests {
         pats.extend((0..20).map(|i| format!("*mid{i}*")));
         pats.push("*.SO".into());
         let set = WildcardSet::new(pats.iter().map(String::as_str), true).unwrap();
-        assert!(set.prefix_ac.is_some() && set.exact.hashed.is_some());
+        assert!(set.prefix_ac.is_some() && !set.exact.slots.is_empty());
         assert!(set.is_match("/OPT/p7/bin"));
         assert!(!set.is_match("x/opt/p7/bin"));
         assert!(set.is_match("EXACT19"));
@@ -602,6 +629,12 @@ mod tests {
         let items: Vec<String> = (0..100).map(|i| format!("name{i}")).collect();
         let s = StrSet::new(items.iter().map(String::as_str), false);
         assert!(s.contains("name42") && !s.contains("Name42") && !s.contains("name100"));
+        for i in &items {
+            assert!(s.contains(i));
+        }
+        let s = StrSet::new(items.iter().map(String::as_str), true);
+        assert!(s.contains("NAME42") && s.contains("name99") && !s.contains("name100"));
+        assert!(!s.contains("nameé"));
         let long = "x".repeat(300);
         let s = StrSet::new([long.as_str()], true);
         assert!(s.contains(&"X".repeat(300)));
