@@ -19,11 +19,56 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Watch every process execution on this machine and alert (Linux: kernel audit, as root).
+    Run(RunArgs),
     /// Replay recorded events through the rules; alerts (NDJSON) to stdout or --alerts.
     Replay(ReplayArgs),
     /// Check or list detection rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Print the auditctl lines for the audit rules `run` installs, for hosts where auditd
+    /// (augenrules) manages the rules.
+    AuditRules(AuditRulesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where exec events come from; auto: multicast beside a registered audit daemon, else netlink.
+    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
+    pub source: SourceArg,
+
+    #[command(flatten)]
+    pub rules: RuleArgs,
+
+    /// Append alerts to this file (created with mode 0600) instead of writing them to stdout.
+    #[arg(long, value_name = "PATH")]
+    pub alerts: Option<PathBuf>,
+
+    /// Key of the audit rules the sensor installs (and the only rules it removes).
+    #[arg(long, value_name = "KEY", default_value = "execsentry")]
+    pub audit_key: String,
+
+    /// Seconds between counter lines on stderr.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub stats_interval: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SourceArg {
+    Auto,
+    /// Become the audit daemon (unicast netlink).
+    Netlink,
+    /// Listen beside the registered audit daemon (multicast netlink).
+    Multicast,
+    /// Run as an auditd plugin: records on stdin.
+    Audisp,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditRulesArgs {
+    /// Key of the audit rules.
+    #[arg(long, value_name = "KEY", default_value = "execsentry")]
+    pub audit_key: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,4 +115,6 @@ pub enum FormatArg {
     Auto,
     /// ECS NDJSON: one JSON object per line.
     Ecs,
+    /// Linux audit log lines (audit.log raw or ENRICHED, or the auditd plugin stream).
+    Audit,
 }

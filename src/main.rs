@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use cli::{Cli, Command, FormatArg, ReplayArgs, RuleArgs, RulesCommand};
+use cli::{AuditRulesArgs, Cli, Command, FormatArg, ReplayArgs, RuleArgs, RulesCommand, RunArgs};
 use execsentry::eql;
 use execsentry::replay::{Flow, FormatChoice, Replay, ReplayError};
 use execsentry::rules::load::{load_all, Outcome, Report};
@@ -48,6 +48,8 @@ fn init_logging(verbose: u8) {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Run(args) => run_live(args),
+        Command::AuditRules(args) => audit_rules(&args),
         Command::Replay(args) => replay(args),
         Command::Rules(RulesCommand::Check(args)) => rules_check(&args),
         Command::Rules(RulesCommand::List(args)) => rules_list(&args),
@@ -238,6 +240,7 @@ fn replay(args: ReplayArgs) -> Result<ExitCode> {
     let format = match args.format {
         FormatArg::Auto => FormatChoice::Auto,
         FormatArg::Ecs => FormatChoice::Fixed(Format::Ecs),
+        FormatArg::Audit => FormatChoice::Fixed(Format::Audit),
     };
     let mut replay = Replay::new(&rules, sink);
     let mut failure: Option<ReplayError> = None;
@@ -328,4 +331,91 @@ fn summary<S: Sink>(replay: &Replay<'_, S>, rules: &RuleSet) -> String {
     let _ = writeln!(out, "  elapsed:     {elapsed:.3} s");
     let _ = writeln!(out, "  events/s:    {rate:.0}");
     out
+}
+
+/// `execsentry run`: the live sensor, until SIGINT/SIGTERM.
+#[cfg(target_os = "linux")]
+fn run_live(args: RunArgs) -> Result<ExitCode> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use execsentry::source::audit_live::{self, LiveOptions, SourceChoice, StopHandles};
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let stoppers = Arc::new(StopHandles::default());
+    {
+        let (stop, stoppers) = (Arc::clone(&stop), Arc::clone(&stoppers));
+        execsentry::pipeline::on_stop_signal(move |sig| {
+            log::info!("signal {sig}: stopping");
+            stop.store(true, Ordering::Relaxed);
+            stoppers.stop();
+        })
+        .context("installing signal handling")?;
+    }
+    let (rules, rest) = RuleSet::from_reports(load_reports(&args.rules)?);
+    warn_not_loaded(&rest);
+    if rules.is_empty() {
+        bail!("no rules loaded; drop --no-builtin-rules or pass --rules PATH");
+    }
+    let opts = LiveOptions {
+        source: match args.source {
+            cli::SourceArg::Auto => SourceChoice::Auto,
+            cli::SourceArg::Netlink => SourceChoice::Netlink,
+            cli::SourceArg::Multicast => SourceChoice::Multicast,
+            cli::SourceArg::Audisp => SourceChoice::Audisp,
+        },
+        key: args.audit_key,
+        stats_interval: Duration::from_secs(args.stats_interval.max(1)),
+        ..LiveOptions::default()
+    };
+    let host = Arc::new(execsentry::host::local());
+    let result = match &args.alerts {
+        Some(path) => {
+            let sink = FileSink::open(path)
+                .with_context(|| format!("cannot open alerts file {}", path.display()))?;
+            audit_live::run(&opts, &rules, sink, host, stop, &stoppers)
+        }
+        None => audit_live::run(&opts, &rules, StdoutSink::new(), host, stop, &stoppers),
+    };
+    let counters = result?;
+    eprintln!("execsentry: stopped; {counters}");
+    if counters.lost() > 0 {
+        eprintln!(
+            "execsentry: warning: {} exec events may have been missed (serial gaps {}, kernel lost {}, queue drops {})",
+            counters.lost(),
+            counters.serial_gaps,
+            counters.kernel_lost,
+            counters.channel_drops
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run_live(_args: RunArgs) -> Result<ExitCode> {
+    bail!("the live sensor is not available on this platform yet; use `execsentry replay`")
+}
+
+/// `execsentry audit-rules`: what `run` would install, as auditctl lines.
+#[cfg(target_os = "linux")]
+fn audit_rules(args: &AuditRulesArgs) -> Result<ExitCode> {
+    let arch =
+        execsentry_linux::Arch::native().context("no audit syscall table for this architecture")?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# execsentry exec rules ({}); for /etc/audit/rules.d/execsentry.rules",
+        arch.name()
+    );
+    for line in execsentry_linux::control::exec_rules_auditctl(arch, args.audit_key.as_bytes()) {
+        let _ = writeln!(out, "{line}");
+    }
+    print(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn audit_rules(_args: &AuditRulesArgs) -> Result<ExitCode> {
+    bail!("audit rules exist only on Linux")
 }

@@ -66,6 +66,10 @@ pub struct Stats {
     pub malformed_samples: Vec<String>,
     pub alerts: u64,
     pub suppressed: u64,
+    /// Audit events ended by timeout, cap or end of input rather than their last record.
+    pub incomplete: u64,
+    /// Audit serials missing from the input.
+    pub lost_serials: u64,
 }
 
 /// One replay: rules, alert state and sink, reused across inputs.
@@ -79,6 +83,10 @@ pub struct Replay<'r, S> {
     started: Instant,
     /// Detection time for alerts; `None` means the clock (tests pin it).
     clock: Option<i64>,
+    /// Audit inputs share one process table, so a parent seen in one file names the children
+    /// in the next.
+    #[cfg(target_os = "linux")]
+    audit: Option<crate::source::linux_audit::AuditNormalizer>,
 }
 
 impl<'r, S: Sink> Replay<'r, S> {
@@ -96,6 +104,8 @@ impl<'r, S: Sink> Replay<'r, S> {
             stats: Stats::default(),
             started: Instant::now(),
             clock: None,
+            #[cfg(target_os = "linux")]
+            audit: None,
         }
     }
 
@@ -131,7 +141,42 @@ impl<'r, S: Sink> Replay<'r, S> {
         };
         match format {
             Format::Ecs => self.ecs(name, input),
+            Format::Audit => self.audit(name, input),
         }
+    }
+
+    /// Linux audit log text through the same assembler and normalizer as `run`.
+    #[cfg(target_os = "linux")]
+    fn audit<R: Read>(&mut self, name: &str, input: R) -> Result<Flow, ReplayError> {
+        use crate::source::linux_audit::AuditNormalizer;
+        let mut normalizer = self.audit.take().unwrap_or_else(|| {
+            let host = std::sync::Arc::new(crate::host::local());
+            AuditNormalizer::replay(host, crate::process_table::Limits::default())
+        });
+        let result = crate::source::audit_live::replay_log(input, name, self, &mut normalizer);
+        self.audit = Some(normalizer);
+        let log = result.map_err(|source| ReplayError::Read {
+            name: name.to_owned(),
+            source,
+        })?;
+        self.stats.lines += log.lines;
+        self.stats.malformed += log.malformed;
+        self.stats.incomplete += log.incomplete;
+        self.stats.lost_serials += log.lost_serials;
+        for s in log.malformed_samples {
+            if self.stats.malformed_samples.len() < MALFORMED_SAMPLES {
+                self.stats.malformed_samples.push(s);
+            }
+        }
+        self.flush()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn audit<R: Read>(&mut self, name: &str, _input: R) -> Result<Flow, ReplayError> {
+        Err(ReplayError::Read {
+            name: name.to_owned(),
+            source: std::io::Error::other("Linux audit logs can be replayed only by a Linux build"),
+        })
     }
 
     fn ecs<R: Read>(&mut self, name: &str, input: R) -> Result<Flow, ReplayError> {

@@ -18,7 +18,7 @@ struct Window {
 
 impl Window {
     fn admit(&mut self, window: i64, max_signals: u32) -> bool {
-        if self.current.map_or(true, |current| window > current) {
+        if self.current.is_none_or(|current| window > current) {
             self.current = Some(window);
             self.emitted = 0;
         }

@@ -306,7 +306,7 @@ fn classify(src: &str) -> Result<Option<Outcome>, Problem> {
     };
     let span = rule.span();
     let rule = rule.into_inner();
-    let is_eql = |v: &Option<String>| v.as_deref().map_or(true, |v| v == "eql");
+    let is_eql = |v: &Option<String>| v.as_deref().is_none_or(|v| v == "eql");
     if rule.rule_type.is_none() && rule.language.is_none() {
         return Err(Problem::at(
             src,

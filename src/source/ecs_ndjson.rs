@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn long_lines_are_skipped_and_not_kept() {
         let mut input = b"{\"a\":1}\n".to_vec();
-        input.extend(std::iter::repeat(b'x').take(5000));
+        input.extend(std::iter::repeat_n(b'x', 5000));
         input.extend(b"\n{\"b\":2}\n");
         let mut r = NdjsonReader::with_max_line(&input[..], 100);
         assert!(r.next_document().unwrap().unwrap().is_ok());

@@ -312,7 +312,11 @@ type=PROCTITLE msg=audit(1795848213.300:502): proctitle="sh"
 
         let failed = n.exec(&recs[2]);
         assert!(failed.failed());
-        assert_eq!(failed.event_type(), ["info"], "a failed exec is not a process start");
+        assert_eq!(
+            failed.event_type(),
+            ["info"],
+            "a failed exec is not a process start"
+        );
         assert_eq!(failed.process.executable, "/tmp/nope");
         assert!(failed.process.args.is_empty());
         assert!(!failed.process.interactive);

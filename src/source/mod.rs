@@ -1,12 +1,13 @@
 //! Inputs: recorded streams in, [`crate::document::Document`]s out.
 //!
 //! Each input format has its own reader module; [`Format`] names them and [`detect`] picks one
-//! from an input's first non-blank line. Today there is one, ECS NDJSON ([`ecs_ndjson`]); Linux
-//! audit logs and macOS `eslogger` NDJSON come next: each adds a [`Format`] variant, a rule in
-//! [`detect`] (audit lines start with `type=`/`node=`; eslogger objects carry
-//! `global_seq_num` and a numeric `event_type`) and a reader module that yields
-//! [`crate::event::ProcessEvent`]s.
+//! from an input's first non-blank line: ECS NDJSON ([`ecs_ndjson`]) and Linux audit logs
+//! ([`linux_audit`], [`audit_live`]). macOS `eslogger` NDJSON comes next: a [`Format`] variant,
+//! a rule in [`detect`] (eslogger objects carry `global_seq_num` and a numeric `event_type`) and
+//! a module that yields [`crate::event::ProcessEvent`]s.
 
+#[cfg(target_os = "linux")]
+pub mod audit_live;
 pub mod ecs_ndjson;
 #[cfg(target_os = "linux")]
 pub mod linux_audit;
@@ -22,21 +23,26 @@ pub enum Format {
     /// ECS documents, one JSON object per line (Elastic Defend, auditbeat, execsentry's own
     /// event output).
     Ecs,
+    /// Linux audit records as auditd writes them (audit.log, raw or ENRICHED, or the plugin
+    /// stream): `type=SYSCALL msg=audit(...): ...`.
+    Audit,
 }
 
 impl Format {
-    pub const ALL: &'static [Format] = &[Format::Ecs];
+    pub const ALL: &'static [Format] = &[Format::Ecs, Format::Audit];
 
     /// The name `--format` takes.
     pub fn name(self) -> &'static str {
         match self {
             Format::Ecs => "ecs",
+            Format::Audit => "audit",
         }
     }
 
     pub fn description(self) -> &'static str {
         match self {
             Format::Ecs => "ECS NDJSON, one JSON object per line",
+            Format::Audit => "Linux audit log lines, type=... msg=audit(...)",
         }
     }
 
@@ -73,6 +79,7 @@ pub fn detect(line: &[u8]) -> Result<Format, DetectError> {
     match trimmed.first() {
         // An object, or the start of a broken one: the NDJSON reader reports the line itself.
         Some(b'{') => Ok(Format::Ecs),
+        _ if trimmed.starts_with(b"type=") || trimmed.starts_with(b"node=") => Ok(Format::Audit),
         _ => {
             let shown: String = String::from_utf8_lossy(trimmed).chars().take(40).collect();
             Err(DetectError {
@@ -133,10 +140,19 @@ mod tests {
     fn detects_json_objects_and_rejects_the_rest() {
         assert_eq!(detect(b"{\"a\":1}"), Ok(Format::Ecs));
         assert_eq!(detect(b"  {broken"), Ok(Format::Ecs));
-        let e = detect(b"type=EXECVE msg=audit(1.2:3): argc=1").unwrap_err();
+        assert_eq!(
+            detect(b"type=EXECVE msg=audit(1.2:3): argc=1"),
+            Ok(Format::Audit)
+        );
+        assert_eq!(
+            detect(b"node=web1 type=EOE msg=audit(1.2:3): "),
+            Ok(Format::Audit)
+        );
+        let e = detect(b"Nov 28 sshd[1]: Accepted").unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("\"type=EXECVE"), "{msg}");
+        assert!(msg.contains("\"Nov 28"), "{msg}");
         assert!(msg.contains("known formats: ecs (ECS NDJSON"), "{msg}");
+        assert!(msg.contains("audit (Linux audit"), "{msg}");
         assert!(detect(b"[1]").is_err());
     }
 
