@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::alert::AlertBuilder;
-use crate::document::Document;
+use crate::document::{CachedJson, Document};
 use crate::rules::RuleSet;
 use crate::sink::{Sink, SinkError};
 use crate::source::ecs_ndjson::NdjsonReader;
@@ -190,7 +190,7 @@ impl<'r, S: Sink> Replay<'r, S> {
             match item {
                 None => break,
                 Some(Ok(doc)) => {
-                    if self.event(&doc)? == Flow::Stop {
+                    if self.event(&CachedJson::new(&doc))? == Flow::Stop {
                         flow = Flow::Stop;
                         break;
                     }
