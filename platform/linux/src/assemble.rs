@@ -22,7 +22,10 @@ use std::collections::VecDeque;
 
 use crate::arch;
 use crate::gaps::{Seen, SerialGaps};
-use crate::record::{fields_of, hex_digit, AuditTime, Field, Fields, ParseError, Record};
+use crate::record::{
+    decode_hex_pairs, fields_of, hex_digit, AuditTime, Field, Fields, ParseError, ParseErrorKind,
+    Record,
+};
 use crate::types;
 
 /// Which record closes an event (besides timeout, cap and flush).
@@ -232,44 +235,84 @@ impl SyscallInfo {
             .flat_map(|k| k.split(|&b| b == 0x01))
     }
 
-    fn apply(&mut self, f: &Field<'_>) -> Result<(), ParseError> {
+    /// Take one field, `tag` being its name's [`key_tag`](crate::record::key_tag).
+    fn apply(&mut self, tag: u64, f: &Field<'_>) -> Result<(), ParseError> {
+        use key::*;
         let id = |f: &Field<'_>| f.u32_dec();
-        match f.key {
-            b"arch" => self.arch = f.num(16)?.and_then(|v| u32::try_from(v).ok()),
-            b"syscall" => self.nr = id(f)?,
-            b"success" => {
+        match tag {
+            ARCH => self.arch = f.num(16)?.and_then(|v| u32::try_from(v).ok()),
+            SYSCALL => self.nr = id(f)?,
+            SUCCESS => {
                 self.success = match f.raw {
                     b"yes" => Some(true),
                     b"no" => Some(false),
                     _ => None,
                 }
             }
-            b"exit" => self.exit = f.signed()?,
-            b"a0" => self.args[0] = f.num(16)?,
-            b"a1" => self.args[1] = f.num(16)?,
-            b"a2" => self.args[2] = f.num(16)?,
-            b"a3" => self.args[3] = f.num(16)?,
-            b"items" => self.items = id(f)?,
-            b"ppid" => self.ppid = id(f)?,
-            b"pid" => self.pid = id(f)?,
-            b"auid" => self.auid = id(f)?,
-            b"uid" => self.uid = id(f)?,
-            b"gid" => self.gid = id(f)?,
-            b"euid" => self.euid = id(f)?,
-            b"suid" => self.suid = id(f)?,
-            b"fsuid" => self.fsuid = id(f)?,
-            b"egid" => self.egid = id(f)?,
-            b"sgid" => self.sgid = id(f)?,
-            b"fsgid" => self.fsgid = id(f)?,
-            b"ses" => self.ses = id(f)?,
-            b"tty" => self.tty = (!f.is_absent()).then(|| f.raw.to_vec()),
-            b"comm" => self.comm = f.string()?.map(Cow::into_owned),
-            b"exe" => self.exe = f.string()?.map(Cow::into_owned),
-            b"key" => self.key = f.string()?.map(Cow::into_owned),
+            EXIT => self.exit = f.signed()?,
+            A0 => self.args[0] = f.num(16)?,
+            A1 => self.args[1] = f.num(16)?,
+            A2 => self.args[2] = f.num(16)?,
+            A3 => self.args[3] = f.num(16)?,
+            ITEMS => self.items = id(f)?,
+            PPID => self.ppid = id(f)?,
+            PID => self.pid = id(f)?,
+            AUID => self.auid = id(f)?,
+            UID => self.uid = id(f)?,
+            GID => self.gid = id(f)?,
+            EUID => self.euid = id(f)?,
+            SUID => self.suid = id(f)?,
+            FSUID => self.fsuid = id(f)?,
+            EGID => self.egid = id(f)?,
+            SGID => self.sgid = id(f)?,
+            FSGID => self.fsgid = id(f)?,
+            SES => self.ses = id(f)?,
+            TTY => self.tty = (!f.is_absent()).then(|| f.raw.to_vec()),
+            COMM => self.comm = f.string()?.map(Cow::into_owned),
+            EXE => self.exe = f.string()?.map(Cow::into_owned),
+            KEY => self.key = f.string()?.map(Cow::into_owned),
             _ => {}
         }
         Ok(())
     }
+}
+
+/// [`key_tag`]s of the fields the assembler reads.
+mod key {
+    use crate::record::key_tag;
+
+    pub const ARCH: u64 = key_tag(b"arch");
+    pub const SYSCALL: u64 = key_tag(b"syscall");
+    pub const SUCCESS: u64 = key_tag(b"success");
+    pub const EXIT: u64 = key_tag(b"exit");
+    pub const A0: u64 = key_tag(b"a0");
+    pub const A1: u64 = key_tag(b"a1");
+    pub const A2: u64 = key_tag(b"a2");
+    pub const A3: u64 = key_tag(b"a3");
+    pub const ITEMS: u64 = key_tag(b"items");
+    pub const PPID: u64 = key_tag(b"ppid");
+    pub const PID: u64 = key_tag(b"pid");
+    pub const AUID: u64 = key_tag(b"auid");
+    pub const UID: u64 = key_tag(b"uid");
+    pub const GID: u64 = key_tag(b"gid");
+    pub const EUID: u64 = key_tag(b"euid");
+    pub const SUID: u64 = key_tag(b"suid");
+    pub const FSUID: u64 = key_tag(b"fsuid");
+    pub const EGID: u64 = key_tag(b"egid");
+    pub const SGID: u64 = key_tag(b"sgid");
+    pub const FSGID: u64 = key_tag(b"fsgid");
+    pub const SES: u64 = key_tag(b"ses");
+    pub const TTY: u64 = key_tag(b"tty");
+    pub const COMM: u64 = key_tag(b"comm");
+    pub const EXE: u64 = key_tag(b"exe");
+    pub const KEY: u64 = key_tag(b"key");
+    pub const ITEM: u64 = key_tag(b"item");
+    pub const NAME: u64 = key_tag(b"name");
+    pub const INODE: u64 = key_tag(b"inode");
+    pub const MODE: u64 = key_tag(b"mode");
+    pub const OUID: u64 = key_tag(b"ouid");
+    pub const OGID: u64 = key_tag(b"ogid");
+    pub const NAMETYPE: u64 = key_tag(b"nametype");
 }
 
 /// `nametype=` of a PATH record.
@@ -309,15 +352,16 @@ pub struct PathItem {
 }
 
 impl PathItem {
-    fn apply(&mut self, f: &Field<'_>) -> Result<(), ParseError> {
-        match f.key {
-            b"item" => self.item = f.u32_dec()?,
-            b"name" => self.name = f.string()?.map(Cow::into_owned),
-            b"inode" => self.inode = f.num(10)?,
-            b"mode" => self.mode = f.num(8)?.and_then(|m| u32::try_from(m).ok()),
-            b"ouid" => self.ouid = f.u32_dec()?,
-            b"ogid" => self.ogid = f.u32_dec()?,
-            b"nametype" => {
+    fn apply(&mut self, tag: u64, f: &Field<'_>) -> Result<(), ParseError> {
+        use key::*;
+        match tag {
+            ITEM => self.item = f.u32_dec()?,
+            NAME => self.name = f.string()?.map(Cow::into_owned),
+            INODE => self.inode = f.num(10)?,
+            MODE => self.mode = f.num(8)?.and_then(|m| u32::try_from(m).ok()),
+            OUID => self.ouid = f.u32_dec()?,
+            OGID => self.ogid = f.u32_dec()?,
+            NAMETYPE => {
                 self.nametype = Some(match f.raw {
                     b"NORMAL" => NameType::Normal,
                     b"UNKNOWN" => NameType::Unknown,
@@ -549,6 +593,8 @@ impl InFlight {
             rec: ExecRecord {
                 serial,
                 time,
+                // An exec brings five or six types: one allocation, not a growth.
+                record_types: Vec::with_capacity(8),
                 ..ExecRecord::default()
             },
             has_syscall: false,
@@ -568,15 +614,21 @@ impl InFlight {
         match rec.rtype {
             types::SYSCALL => {
                 self.has_syscall = true;
-                for f in rec.fields() {
+                let mut fields = rec.fields();
+                while let Some(f) = fields.next_tagged() {
                     match f {
-                        Ok(f) => bad += u32::from(self.rec.syscall.apply(&f).is_err()),
+                        Ok((tag, f)) => bad += u32::from(self.rec.syscall.apply(tag, &f).is_err()),
                         Err(_) => bad += 1,
                     }
                 }
             }
             types::EXECVE => {
                 self.has_execve = true;
+                let argv = &mut self.rec.argv.bytes;
+                if argv.capacity() == 0 {
+                    // The decoded arguments are no longer than the record's text.
+                    argv.reserve(rec.fields_text().len().min(cfg.max_argv_bytes));
+                }
                 for f in rec.fields() {
                     match f {
                         Ok(f) => bad += u32::from(self.execve_field(&f, cfg).is_err()),
@@ -599,9 +651,10 @@ impl InFlight {
             types::PATH => {
                 if self.rec.paths.len() < cfg.max_paths {
                     let mut item = PathItem::default();
-                    for f in rec.fields() {
+                    let mut fields = rec.fields();
+                    while let Some(f) = fields.next_tagged() {
                         match f {
-                            Ok(f) => bad += u32::from(item.apply(&f).is_err()),
+                            Ok((tag, f)) => bad += u32::from(item.apply(tag, &f).is_err()),
                             Err(_) => bad += 1,
                         }
                     }
@@ -611,14 +664,20 @@ impl InFlight {
             types::PROCTITLE => {
                 for f in rec.fields() {
                     match f {
-                        Ok(f) if f.key == b"proctitle" => match f.string() {
-                            Ok(Some(s)) => {
-                                let n = s.len().min(cfg.max_proctitle_bytes);
-                                self.rec.proctitle = Some(s[..n].to_vec());
+                        Ok(f) if f.key == b"proctitle" => {
+                            let mut title = Vec::new();
+                            match f.string_into(&mut title) {
+                                Ok(true) => {
+                                    if title.len() > cfg.max_proctitle_bytes {
+                                        title.truncate(cfg.max_proctitle_bytes);
+                                        title.shrink_to_fit();
+                                    }
+                                    self.rec.proctitle = Some(title);
+                                }
+                                Ok(false) => {}
+                                Err(_) => bad += 1,
                             }
-                            Ok(None) => {}
-                            Err(_) => bad += 1,
-                        },
+                        }
                         Ok(_) => {}
                         Err(_) => bad += 1,
                     }
@@ -642,6 +701,8 @@ impl InFlight {
     fn execve_field(&mut self, f: &Field<'_>, cfg: &AssemblerConfig) -> Result<(), ParseError> {
         if f.key == b"argc" {
             self.rec.argc = f.u32_dec()?;
+            let expected = self.rec.argc.unwrap_or(0) as usize;
+            self.rec.argv.ends.reserve(expected.min(64));
             return Ok(());
         }
         let Some(key) = parse_arg_key(f.key) else {
@@ -745,26 +806,46 @@ impl InFlight {
                 Some(n) => n,
                 None => &mut carry,
             };
-            argv.bytes.reserve(room.min(f.raw.len() / 2 + 1));
-            for (i, &d) in f.raw.iter().enumerate() {
-                let Some(v) = hex_digit(d) else {
+            let bad_hex = |at: usize| ParseError {
+                offset: f.offset + at,
+                kind: ParseErrorKind::BadHex,
+            };
+            let mut digits = f.raw;
+            let mut at = 0;
+            // A digit left over from the previous chunk pairs with this chunk's first.
+            if let (Some(hi), Some((&d, rest))) = (*nibble, digits.split_first()) {
+                let Some(lo) = hex_digit(d) else {
                     argv.sync_last();
                     self.args.broken = true;
-                    return Err(ParseError {
-                        offset: f.offset + i,
-                        kind: crate::record::ParseErrorKind::BadHex,
-                    });
+                    return Err(bad_hex(0));
                 };
-                match nibble.take() {
-                    None => *nibble = Some(v),
-                    Some(hi) => {
-                        if room > 0 {
-                            argv.bytes.push(hi << 4 | v);
-                            room -= 1;
-                        } else {
-                            truncated = true;
-                        }
-                    }
+                *nibble = None;
+                if room > 0 {
+                    argv.bytes.push(hi << 4 | lo);
+                    room -= 1;
+                } else {
+                    truncated = true;
+                }
+                digits = rest;
+                at = 1;
+            }
+            match decode_hex_pairs(digits, &mut argv.bytes, room) {
+                Ok(dropped) => truncated |= dropped > 0,
+                Err(bad) => {
+                    *nibble = bad.high;
+                    argv.sync_last();
+                    self.args.broken = true;
+                    return Err(bad_hex(at + bad.offset));
+                }
+            }
+            if let [.., last] = digits {
+                if digits.len() % 2 == 1 {
+                    let Some(v) = hex_digit(*last) else {
+                        argv.sync_last();
+                        self.args.broken = true;
+                        return Err(bad_hex(at + digits.len() - 1));
+                    };
+                    *nibble = Some(v);
                 }
             }
             if carry.is_some() {

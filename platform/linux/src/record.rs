@@ -182,45 +182,61 @@ fn parse_after_type<'a>(
     enrichment: Option<&'a [u8]>,
 ) -> Result<Record<'a>, ParseError> {
     let text = trim_end(text);
-    let rest = text
-        .strip_prefix(b"audit(")
-        .ok_or(err(base, ParseErrorKind::MissingHeader))?;
-    let mut pos = base + 6;
-    let (sec, n) = digits_u64(rest).ok_or(err(pos, ParseErrorKind::BadHeader("seconds")))?;
-    pos += n;
-    let rest = &rest[n..];
-    let rest = rest
-        .strip_prefix(b".")
-        .ok_or(err(pos, ParseErrorKind::BadHeader("`.` after the seconds")))?;
-    pos += 1;
-    let (ms, n) = digits_u64(rest)
-        .filter(|&(v, n)| v < 1000 && n <= 3)
-        .ok_or(err(pos, ParseErrorKind::BadHeader("milliseconds (0-999)")))?;
-    pos += n;
-    let rest = &rest[n..];
-    let rest = rest.strip_prefix(b":").ok_or(err(
-        pos,
-        ParseErrorKind::BadHeader("`:` after the milliseconds"),
-    ))?;
-    pos += 1;
-    let (serial, n) = digits_u64(rest)
-        .filter(|&(v, _)| v <= u64::from(u32::MAX))
-        .ok_or(err(pos, ParseErrorKind::BadHeader("serial (u32)")))?;
-    pos += n;
-    let rest = &rest[n..];
-    let fields = rest
-        .strip_prefix(b"):")
-        .ok_or(err(pos, ParseErrorKind::BadHeader("`):` after the serial")))?;
-    pos += 2;
+    if !text.starts_with(b"audit(") {
+        return Err(err(base, ParseErrorKind::MissingHeader));
+    }
+    // One pass over `SEC.MSEC:SERIAL):`, `i` indexing `text`.
+    let mut i = 6;
+    let sec =
+        digits_u64(text, &mut i).ok_or(err(base + 6, ParseErrorKind::BadHeader("seconds")))?;
+    expect(text, &mut i, b'.', base, "`.` after the seconds")?;
+    let ms_start = i;
+    let ms = digits_u64(text, &mut i)
+        .filter(|&v| v < 1000 && i - ms_start <= 3)
+        .ok_or(err(
+            base + ms_start,
+            ParseErrorKind::BadHeader("milliseconds (0-999)"),
+        ))?;
+    expect(text, &mut i, b':', base, "`:` after the milliseconds")?;
+    let serial_start = i;
+    let serial = digits_u64(text, &mut i)
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or(err(
+            base + serial_start,
+            ParseErrorKind::BadHeader("serial (u32)"),
+        ))?;
+    if text.get(i..i + 2) != Some(b"):") {
+        return Err(err(
+            base + i,
+            ParseErrorKind::BadHeader("`):` after the serial"),
+        ));
+    }
+    i += 2;
     Ok(Record {
         rtype,
         time: AuditTime { sec, ms: ms as u16 },
-        serial: serial as u32,
+        serial,
         node,
         enrichment,
-        fields,
-        fields_offset: pos,
+        fields: text.get(i..).unwrap_or_default(),
+        fields_offset: base + i,
     })
+}
+
+/// Consume the byte `want` at `text[*i]`, or fail with `what` at that offset.
+fn expect(
+    text: &[u8],
+    i: &mut usize,
+    want: u8,
+    base: usize,
+    what: &'static str,
+) -> Result<(), ParseError> {
+    if text.get(*i) == Some(&want) {
+        *i += 1;
+        Ok(())
+    } else {
+        Err(err(base + *i, ParseErrorKind::BadHeader(what)))
+    }
 }
 
 fn trim_end(mut s: &[u8]) -> &[u8] {
@@ -234,17 +250,59 @@ fn trim_end(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Leading decimal digits as a u64 (at most 20 digits, no overflow) and how many were read.
-fn digits_u64(s: &[u8]) -> Option<(u64, usize)> {
-    let n = s.iter().take_while(|b| b.is_ascii_digit()).count();
-    if n == 0 || n > 20 {
-        return None;
-    }
+/// The decimal digits at `s[*i..]` as a u64 (1 to 20 digits, no overflow), advancing `*i` past
+/// them.
+fn digits_u64(s: &[u8], i: &mut usize) -> Option<u64> {
+    let start = *i;
     let mut v: u64 = 0;
-    for &d in &s[..n] {
-        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    let mut overflow = false;
+    // Eight digits at a time while they last (timestamps have ten), up to 16 digits.
+    while *i - start <= 8 {
+        match word_at(s, *i) {
+            Some(w) if all_digits(w) => {
+                v = v * 100_000_000 + eight_digits(w);
+                *i += 8;
+            }
+            _ => break,
+        }
     }
-    Some((v, n))
+    while let Some(&d) = s.get(*i) {
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        // Checked only past 19 digits, which always fit.
+        if *i - start < 19 {
+            v = v * 10 + u64::from(d);
+        } else {
+            match v.checked_mul(10).and_then(|v| v.checked_add(u64::from(d))) {
+                Some(n) => v = n,
+                None => overflow = true,
+            }
+        }
+        *i += 1;
+    }
+    let n = *i - start;
+    (n > 0 && n <= 20 && !overflow).then_some(v)
+}
+
+/// Whether all eight bytes of `w` are ASCII digits.
+#[inline(always)]
+fn all_digits(w: u64) -> bool {
+    const HIGH_NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    // 0x30..=0x3f, and still 0x3_ after adding 6 (so not 0x3a..=0x3f); no carries once the
+    // first test holds.
+    w & HIGH_NIBBLES == THREES && (w + 0x0606_0606_0606_0606) & HIGH_NIBBLES == THREES
+}
+
+/// The value of eight ASCII digits, first digit in the lowest byte: pairs, then quads, then all.
+#[inline(always)]
+fn eight_digits(w: u64) -> u64 {
+    let w = w - 0x3030_3030_3030_3030;
+    let w = (w * 10 + (w >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let w = (w * 100 + (w >> 16)) & 0x0000_ffff_0000_ffff;
+    (w * 10_000 + (w >> 32)) & 0xffff_ffff
 }
 
 /// Lazy iterator over a record's `key=value` pairs.
@@ -262,63 +320,173 @@ pub struct Fields<'a> {
     done: bool,
 }
 
-impl<'a> Iterator for Fields<'a> {
-    type Item = Result<Field<'a>, ParseError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<'a> Fields<'a> {
+    /// The next field with its name's [`key_tag`], taken from the word the key scan has already
+    /// loaded, so callers can dispatch on an integer.
+    #[inline(always)]
+    pub(crate) fn next_tagged(&mut self) -> Option<Result<(u64, Field<'a>), ParseError>> {
         if self.done {
             return None;
         }
         let text = self.text;
+        let mut pos = self.pos;
         loop {
-            while text.get(self.pos) == Some(&b' ') {
-                self.pos += 1;
+            while text.get(pos) == Some(&b' ') {
+                pos += 1;
             }
-            if self.pos >= text.len() {
+            let Some(rest) = text.get(pos..).filter(|r| !r.is_empty()) else {
                 self.done = true;
+                self.pos = pos;
                 return None;
-            }
-            let start = self.pos;
-            // Keys are short: a plain loop beats memchr's setup cost here.
-            let mut eq = start;
-            while eq < text.len() && text[eq] != b'=' && text[eq] != b' ' {
-                eq += 1;
-            }
-            if text.get(eq) != Some(&b'=') {
-                self.pos = eq;
+            };
+            let start = pos;
+            let (key_len, first_word) = find_key_end(rest);
+            if rest.get(key_len) != Some(&b'=') {
+                pos += key_len;
                 continue;
             }
-            let key = &text[start..eq];
-            let vstart = eq + 1;
-            let (raw, next) = match text.get(vstart) {
-                Some(&q @ (b'"' | b'\'')) => match memchr::memchr(q, &text[vstart + 1..]) {
-                    Some(close) => {
-                        let end = vstart + 1 + close + 1;
-                        (&text[vstart..end], end)
-                    }
+            let key = &rest[..key_len];
+            let tag = match first_word {
+                Some(w) if key_len <= 8 => tag_of_word(w, key_len),
+                _ => key_tag(key),
+            };
+            let vstart = start + key_len + 1;
+            let value = &rest[key_len + 1..];
+            let len = match value.first() {
+                Some(&q @ (b'"' | b'\'')) => match find_byte(&value[1..], q) {
+                    Some(close) => close + 2,
                     None => {
                         self.done = true;
+                        self.pos = pos;
                         return Some(Err(err(
                             self.base + vstart,
                             ParseErrorKind::UnterminatedQuote,
                         )));
                     }
                 },
-                _ => {
-                    let rest = &text[vstart..];
-                    let end = vstart + memchr::memchr(b' ', rest).unwrap_or(rest.len());
-                    (&text[vstart..end], end)
-                }
+                _ => find_byte(value, b' ').unwrap_or(value.len()),
             };
-            self.pos = next;
-            return Some(Ok(Field {
-                rtype: self.rtype,
-                key,
-                raw,
-                offset: self.base + vstart,
-            }));
+            self.pos = vstart + len;
+            return Some(Ok((
+                tag,
+                Field {
+                    rtype: self.rtype,
+                    key,
+                    raw: &value[..len],
+                    offset: self.base + vstart,
+                },
+            )));
         }
     }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<Field<'a>, ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_tagged().map(|r| r.map(|(_, f)| f))
+    }
+}
+
+/// A field name of 1 to 8 bytes, none of them NUL, as one integer (little-endian, zero-padded);
+/// 0 for any other name. Records dispatch their keys with one `match` on these integers instead
+/// of a chain of slice comparisons.
+pub(crate) const fn key_tag(key: &[u8]) -> u64 {
+    if key.len() > 8 {
+        return 0;
+    }
+    let mut tag = 0u64;
+    let mut i = 0;
+    while i < key.len() {
+        if key[i] == 0 {
+            return 0;
+        }
+        tag |= (key[i] as u64) << (8 * i);
+        i += 1;
+    }
+    tag
+}
+
+/// [`key_tag`] of the `len` (at most 8) bytes at the start of the little-endian word `w`.
+#[inline(always)]
+fn tag_of_word(w: u64, len: usize) -> u64 {
+    let mask = if len >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * len)) - 1
+    };
+    let tag = w & mask;
+    // A NUL inside the name would make it look like a shorter one.
+    if zero_bytes(tag | !mask) != 0 {
+        0
+    } else {
+        tag
+    }
+}
+
+// Field text is scanned a word (8 bytes) at a time: keys and most values are a few bytes, where
+// memchr's setup costs more than the search, while long values (hex arguments) still go to memchr.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+/// Bytes scanned by words before a search hands over to memchr.
+const WORD_SCAN_BYTES: usize = 32;
+
+/// The high bit of each zero byte of `x` is set (bits above the first zero byte may be spurious,
+/// so only the lowest set bit is meaningful).
+#[inline(always)]
+fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// The little-endian word at `s[i..i + 8]`, if there are 8 bytes.
+#[inline(always)]
+fn word_at(s: &[u8], i: usize) -> Option<u64> {
+    let w: [u8; 8] = s.get(i..i.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(w))
+}
+
+/// Position of the first `needle` in `s`.
+#[inline]
+fn find_byte(s: &[u8], needle: u8) -> Option<usize> {
+    let pattern = ONES * u64::from(needle);
+    let mut i = 0;
+    while i < WORD_SCAN_BYTES {
+        let Some(w) = word_at(s, i) else {
+            let tail = s.get(i..).unwrap_or_default();
+            return tail.iter().position(|&b| b == needle).map(|p| i + p);
+        };
+        let hit = zero_bytes(w ^ pattern);
+        if hit != 0 {
+            return Some(i + (hit.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    memchr::memchr(needle, s.get(i..).unwrap_or_default()).map(|p| i + p)
+}
+
+/// Length of the key at the start of `s` (up to the first `=` or space, or all of `s`), and the
+/// first word of `s` when it has 8 bytes.
+#[inline]
+fn find_key_end(s: &[u8]) -> (usize, Option<u64>) {
+    const EQ: u64 = ONES * b'=' as u64;
+    const SPACE: u64 = ONES * b' ' as u64;
+    let first = word_at(s, 0);
+    let mut i = 0;
+    let mut w = first;
+    while let Some(word) = w {
+        let hit = zero_bytes(word ^ EQ) | zero_bytes(word ^ SPACE);
+        if hit != 0 {
+            return (i + (hit.trailing_zeros() / 8) as usize, first);
+        }
+        i += 8;
+        w = word_at(s, i);
+    }
+    let tail = s.get(i..).unwrap_or_default();
+    let len = i + tail
+        .iter()
+        .position(|&b| b == b'=' || b == b' ')
+        .unwrap_or(tail.len());
+    (len, first)
 }
 
 /// How a field's value is written, by field name (see [`field_kind`]).
@@ -470,6 +638,15 @@ impl<'a> Field<'a> {
 
     /// Unsigned number in `radix`; `None` if absent.
     pub fn num(&self, radix: u32) -> Result<Option<u64>, ParseError> {
+        // Short plain numbers are nearly every numeric field: no prefix, no absence words.
+        let fast = match radix {
+            10 => short_dec(self.raw),
+            16 => short_hex(self.raw),
+            _ => None,
+        };
+        if fast.is_some() {
+            return Ok(fast);
+        }
         if self.is_absent() {
             return Ok(None);
         }
@@ -488,6 +665,11 @@ impl<'a> Field<'a> {
 
     /// Unsigned decimal that must fit a u32 (ids, pids); `None` if absent.
     pub fn u32_dec(&self) -> Result<Option<u32>, ParseError> {
+        if let Some(v) = short_dec(self.raw) {
+            return u32::try_from(v)
+                .map(Some)
+                .map_err(|_| err(self.offset, ParseErrorKind::BadNumber));
+        }
         match self.num(10)? {
             None => Ok(None),
             Some(v) => u32::try_from(v)
@@ -510,6 +692,37 @@ impl<'a> Field<'a> {
             .ok_or(err(self.offset, ParseErrorKind::BadNumber))?;
         Ok(Some(if neg { -v } else { v }))
     }
+}
+
+/// 1 to 19 decimal digits (which always fit a u64); `None` for anything else, left to
+/// [`parse_radix`].
+#[inline]
+fn short_dec(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in s {
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+    }
+    Some(v)
+}
+
+/// 1 to 16 hex digits without `0x` (which always fit a u64); `None` for anything else.
+#[inline]
+fn short_hex(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in s {
+        v = v << 4 | u64::from(hex_digit(d)?);
+    }
+    Some(v)
 }
 
 fn parse_radix(digits: &[u8], radix: u32) -> Option<u64> {
@@ -535,24 +748,78 @@ pub fn decode_hex_into(hex: &[u8], out: &mut Vec<u8>) -> Result<(), usize> {
     if hex.len() % 2 != 0 {
         return Err(hex.len().saturating_sub(1));
     }
-    out.reserve(hex.len() / 2);
+    decode_hex_pairs(hex, out, usize::MAX)
+        .map(|_| ())
+        .map_err(|bad| bad.offset)
+}
+
+/// A digit that is not hex, found by [`decode_hex_pairs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BadHexDigit {
+    /// Its offset in the decoded text.
+    pub offset: usize,
+    /// The valid high digit of its pair, when the bad one is the low digit.
+    pub high: Option<u8>,
+}
+
+/// Decode the whole pairs of `hex` (a trailing odd digit is left to the caller), appending at most
+/// `room` bytes to `out` and checking the rest; returns how many decoded bytes did not fit. On a
+/// bad digit, the bytes before its pair have been appended.
+#[inline]
+pub(crate) fn decode_hex_pairs(
+    hex: &[u8],
+    out: &mut Vec<u8>,
+    room: usize,
+) -> Result<usize, BadHexDigit> {
+    let pairs = hex.len() / 2;
+    let keep = pairs.min(room);
+    out.reserve(keep);
     for (i, pair) in hex.chunks_exact(2).enumerate() {
-        let hi = hex_digit(pair[0]).ok_or(i * 2)?;
-        let lo = hex_digit(pair[1]).ok_or(i * 2 + 1)?;
-        out.push(hi << 4 | lo);
+        let hi = HEX_VALUES[usize::from(pair[0])];
+        let lo = HEX_VALUES[usize::from(pair[1])];
+        if (hi | lo) > 15 {
+            return Err(if hi > 15 {
+                BadHexDigit {
+                    offset: 2 * i,
+                    high: None,
+                }
+            } else {
+                BadHexDigit {
+                    offset: 2 * i + 1,
+                    high: Some(hi),
+                }
+            });
+        }
+        if i < keep {
+            out.push(hi << 4 | lo);
+        }
     }
-    Ok(())
+    Ok(pairs - keep)
 }
 
 /// The value of one hex digit.
+#[inline(always)]
 pub(crate) fn hex_digit(d: u8) -> Option<u8> {
-    match d {
-        b'0'..=b'9' => Some(d - b'0'),
-        b'A'..=b'F' => Some(d - b'A' + 10),
-        b'a'..=b'f' => Some(d - b'a' + 10),
-        _ => None,
-    }
+    let v = HEX_VALUES[usize::from(d)];
+    (v < 16).then_some(v)
 }
+
+/// Hex digit values by byte, 0xff for non-digits: one load instead of three range tests.
+static HEX_VALUES: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
@@ -796,6 +1063,169 @@ mod tests {
         );
         assert_eq!(f[2], ("pid".into(), "2".into()));
         assert_eq!(f.len(), 3);
+    }
+
+    /// A field as (key, raw value, value offset), or the offset of an unterminated quote.
+    type Token = Result<(Vec<u8>, Vec<u8>, usize), usize>;
+
+    /// The tokenizer as first written, byte by byte: the word-at-a-time scan must agree with it.
+    fn reference_fields(text: &[u8]) -> Vec<Token> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        loop {
+            while text.get(pos) == Some(&b' ') {
+                pos += 1;
+            }
+            if pos >= text.len() {
+                return out;
+            }
+            let start = pos;
+            let mut eq = start;
+            while eq < text.len() && text[eq] != b'=' && text[eq] != b' ' {
+                eq += 1;
+            }
+            if text.get(eq) != Some(&b'=') {
+                pos = eq;
+                continue;
+            }
+            let vstart = eq + 1;
+            let end = match text.get(vstart) {
+                Some(&q @ (b'"' | b'\'')) => {
+                    match text[vstart + 1..].iter().position(|&b| b == q) {
+                        Some(close) => vstart + 1 + close + 1,
+                        None => {
+                            out.push(Err(vstart));
+                            return out;
+                        }
+                    }
+                }
+                _ => text[vstart..]
+                    .iter()
+                    .position(|&b| b == b' ')
+                    .map_or(text.len(), |p| vstart + p),
+            };
+            out.push(Ok((
+                text[start..eq].to_vec(),
+                text[vstart..end].to_vec(),
+                vstart,
+            )));
+            pos = end;
+        }
+    }
+
+    #[test]
+    fn word_scan_agrees_with_bytewise_tokenizer() {
+        // Few symbols, so '=', spaces and quotes collide often; lengths cross the 8-byte words
+        // and the hand-over to memchr.
+        const ALPHABET: &[u8] = b"  ==\"'ab0\0\x1d\xff";
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let len = (rand() % 90) as usize;
+            let run = 1 + (rand() % 40) as usize;
+            let mut text = Vec::with_capacity(len);
+            while text.len() < len {
+                let b = ALPHABET[(rand() % ALPHABET.len() as u64) as usize];
+                // Runs of one byte make long keys and values.
+                let n = if rand() % 4 == 0 { run } else { 1 };
+                text.extend(std::iter::repeat_n(b, n));
+            }
+            let mut tagged = fields_of(1300, &text);
+            while let Some(Ok((tag, f))) = tagged.next_tagged() {
+                assert_eq!(tag, key_tag(f.key), "{:?}", String::from_utf8_lossy(f.key));
+            }
+            let got: Vec<_> = fields_of(1300, &text)
+                .map(|f| match f {
+                    Ok(f) => Ok((f.key.to_vec(), f.raw.to_vec(), f.offset)),
+                    Err(e) => Err(e.offset),
+                })
+                .collect();
+            assert_eq!(
+                got,
+                reference_fields(&text),
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_fast_and_slow_paths_agree() {
+        let field = |raw: &'static [u8]| Field {
+            rtype: types::SYSCALL,
+            key: b"x",
+            raw,
+            offset: 0,
+        };
+        let cases: &[&[u8]] = &[
+            b"0",
+            b"7",
+            b"4294967295",
+            b"4294967296",
+            b"00000000000000000001",
+            b"9999999999999999999",
+            b"18446744073709551615",
+            b"18446744073709551616",
+            b"1f",
+            b"c000003e",
+            b"ffffffffffffffff",
+            b"0x1F",
+            b"10000000000000000",
+            b"12z",
+            b"-1",
+            b"(null)",
+            b"?",
+            b"",
+        ];
+        for &raw in cases {
+            let f = field(raw);
+            for radix in [8, 10, 16] {
+                let slow = if f.is_absent() {
+                    Ok(None)
+                } else {
+                    let digits = if radix == 16 {
+                        raw.strip_prefix(b"0x")
+                            .or_else(|| raw.strip_prefix(b"0X"))
+                            .unwrap_or(raw)
+                    } else {
+                        raw
+                    };
+                    parse_radix(digits, radix).map(Some).ok_or(())
+                };
+                assert_eq!(f.num(radix).map_err(|_| ()), slow, "{raw:?} radix {radix}");
+            }
+            let want = f
+                .num(10)
+                .map_err(|_| ())
+                .and_then(|v| v.map(u32::try_from).transpose().map_err(|_| ()));
+            assert_eq!(f.u32_dec().map_err(|_| ()), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn header_numbers_of_every_length() {
+        for digits in 1..=22 {
+            let text: String = (0..digits)
+                .map(|k| char::from(b'0' + (k * 7 % 10) as u8))
+                .collect();
+            let want = text.parse::<u64>().ok().filter(|_| digits <= 20);
+            for tail in ["", ".5", "):"] {
+                let s = format!("{text}{tail}");
+                let mut i = 0;
+                assert_eq!(digits_u64(s.as_bytes(), &mut i), want, "{s}");
+                assert_eq!(i, digits, "{s}");
+            }
+        }
+        assert!(all_digits(u64::from_le_bytes(*b"01234567")));
+        for bad in [b"0123456:", b"/1234567", b"0123456\xff", b"012345 7"] {
+            assert!(!all_digits(u64::from_le_bytes(*bad)), "{bad:?}");
+        }
+        assert_eq!(eight_digits(u64::from_le_bytes(*b"17958435")), 17_958_435);
     }
 
     #[test]

@@ -492,3 +492,147 @@ fn hostile_argument_indices_stay_bounded() {
     assert!(e.argv_truncated && !e.argv_consistent);
     assert_eq!(e.argv.get(0), Some(&b"x"[..]));
 }
+
+/// The hex appender as first written, a digit at a time: (error offset, truncated, broken).
+fn reference_append_hex(
+    bytes: &mut Vec<u8>,
+    raw: &[u8],
+    nibble: &mut Option<u8>,
+    carry_is_local: bool,
+    mut room: usize,
+) -> (Option<usize>, bool, bool) {
+    let mut truncated = false;
+    for (i, &d) in raw.iter().enumerate() {
+        let Some(v) = hex_digit(d) else {
+            return (Some(i), false, true);
+        };
+        match nibble.take() {
+            None => *nibble = Some(v),
+            Some(hi) => {
+                if room > 0 {
+                    bytes.push(hi << 4 | v);
+                    room -= 1;
+                } else {
+                    truncated = true;
+                }
+            }
+        }
+    }
+    (None, truncated, carry_is_local && nibble.is_some())
+}
+
+#[test]
+fn hex_pairs_agree_with_the_digit_at_a_time_appender() {
+    const DIGITS: &[u8] = b"0123456789abcdefABCDEFz";
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rand = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for _ in 0..20_000 {
+        let len = rand(24);
+        let raw: Vec<u8> = (0..len)
+            .map(|_| {
+                // Mostly valid, sometimes one bad digit somewhere.
+                let d = DIGITS[rand(DIGITS.len() - 1)];
+                if rand(30) == 0 {
+                    b'z'
+                } else {
+                    d
+                }
+            })
+            .collect();
+        let prior = rand(3);
+        let room = rand(16);
+        let chunked = rand(2) == 0;
+        let start_nibble = if chunked && rand(2) == 0 {
+            Some(rand(16) as u8)
+        } else {
+            None
+        };
+        let cfg = AssemblerConfig {
+            max_arg_bytes: prior + room,
+            ..AssemblerConfig::default()
+        };
+
+        let mut ev = InFlight::new(1, AuditTime::default(), 1000);
+        ev.rec.argv.start_arg();
+        ev.rec.argv.bytes.extend(std::iter::repeat_n(b'.', prior));
+        let field = Field {
+            rtype: types::EXECVE,
+            key: b"a0",
+            raw: &raw,
+            offset: 100,
+        };
+        let mut nibble = start_nibble;
+        let got = ev.append_value(&field, &cfg, chunked.then_some(&mut nibble));
+
+        let mut want_bytes = vec![b'.'; prior];
+        let mut want_nibble = start_nibble;
+        let (want_err, want_truncated, want_broken) =
+            reference_append_hex(&mut want_bytes, &raw, &mut want_nibble, !chunked, room);
+
+        let what = format!("{raw:?} prior={prior} room={room} nibble={start_nibble:?}");
+        assert_eq!(got.err().map(|e| e.offset - 100), want_err, "{what}");
+        assert_eq!(ev.rec.argv.get(0), Some(&want_bytes[..]), "{what}");
+        assert_eq!(ev.rec.argv_truncated, want_truncated, "{what}");
+        assert_eq!(ev.args.broken, want_broken, "{what}");
+        if chunked {
+            assert_eq!(nibble, want_nibble, "{what}");
+        }
+    }
+}
+
+#[test]
+fn key_tags_are_distinct() {
+    let tags = [
+        key::ARCH,
+        key::SYSCALL,
+        key::SUCCESS,
+        key::EXIT,
+        key::A0,
+        key::A1,
+        key::A2,
+        key::A3,
+        key::ITEMS,
+        key::PPID,
+        key::PID,
+        key::AUID,
+        key::UID,
+        key::GID,
+        key::EUID,
+        key::SUID,
+        key::FSUID,
+        key::EGID,
+        key::SGID,
+        key::FSGID,
+        key::SES,
+        key::TTY,
+        key::COMM,
+        key::EXE,
+        key::KEY,
+        key::ITEM,
+        key::NAME,
+        key::INODE,
+        key::MODE,
+        key::OUID,
+        key::OGID,
+        key::NAMETYPE,
+    ];
+    let unique: std::collections::HashSet<_> = tags.iter().collect();
+    assert_eq!(unique.len(), tags.len());
+    assert!(!tags.contains(&0));
+    // Names that only look like a known one are not it.
+    let rec = parse_line(
+        b"type=SYSCALL msg=audit(1.000:1): pid=7 pid\0=5 syscall=59 syscall_=9 syscal=1",
+    )
+    .unwrap();
+    let mut s = SyscallInfo::default();
+    let mut fields = rec.fields();
+    while let Some(Ok((tag, f))) = fields.next_tagged() {
+        s.apply(tag, &f).unwrap();
+    }
+    assert_eq!((s.pid, s.nr), (Some(7), Some(59)));
+}
