@@ -18,6 +18,7 @@ pub mod time;
 
 pub mod entity;
 pub mod host;
+pub mod id_hash;
 pub mod pipeline;
 pub mod process_table;
 #[cfg(target_os = "linux")]

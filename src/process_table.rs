@@ -6,11 +6,15 @@
 //! on macOS) so a reused pid never lends its facts to a stranger. The table is bounded: past
 //! `capacity` the least recently used entries go, and dead processes are dropped after a grace
 //! period (their children may still be in flight).
+//!
+//! Images that leave the table (replaced, evicted, pruned) and that no one else still holds can be
+//! kept as spares ([`ProcessTable::keep_spares`]), so a source fills the next image into their
+//! allocations instead of allocating a score of strings per exec.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::event::ProcessInfo;
+use crate::id_hash::{id_map, IdMap};
 
 /// Table limits.
 #[derive(Clone, Copy, Debug)]
@@ -54,22 +58,46 @@ struct Entry {
 /// pid → current process image.
 #[derive(Debug)]
 pub struct ProcessTable {
-    entries: HashMap<u32, Entry>,
+    entries: IdMap<u32, Entry>,
     limits: Limits,
     clock: u64,
     stats: TableStats,
+    /// Images gone from the table that no one else holds, for [`ProcessTable::take_spare`].
+    spares: Vec<Arc<ProcessInfo>>,
+    max_spares: usize,
 }
 
 impl ProcessTable {
     pub fn new(limits: Limits) -> ProcessTable {
         ProcessTable {
-            entries: HashMap::new(),
+            entries: id_map(),
             limits: Limits {
                 capacity: limits.capacity.max(16),
                 ..limits
             },
             clock: 0,
             stats: TableStats::default(),
+            spares: Vec::new(),
+            max_spares: 0,
+        }
+    }
+
+    /// Keep images that leave the table, up to one eviction batch (an eighth of the capacity, so
+    /// table and spares together stay within the capacity), for [`take_spare`](Self::take_spare).
+    /// Off by default: only a source that takes spares should keep them.
+    pub fn keep_spares(&mut self) {
+        self.max_spares = self.limits.capacity / 8;
+    }
+
+    /// An image no one else holds (`Arc::get_mut` succeeds on it), whose allocations the caller
+    /// may reuse for a new image after overwriting every field.
+    pub fn take_spare(&mut self) -> Option<Arc<ProcessInfo>> {
+        self.spares.pop()
+    }
+
+    fn spare(&mut self, mut info: Arc<ProcessInfo>) {
+        if self.spares.len() < self.max_spares && Arc::get_mut(&mut info).is_some() {
+            self.spares.push(info);
         }
     }
 
@@ -77,7 +105,7 @@ impl ProcessTable {
     pub fn insert(&mut self, info: Arc<ProcessInfo>, generation: u64) {
         self.clock += 1;
         let pid = info.pid;
-        self.entries.insert(
+        let replaced = self.entries.insert(
             pid,
             Entry {
                 info,
@@ -86,6 +114,9 @@ impl ProcessTable {
                 dead_since: None,
             },
         );
+        if let Some(old) = replaced {
+            self.spare(old.info);
+        }
         if self.entries.len() > self.limits.capacity {
             self.evict_lru();
         }
@@ -158,15 +189,23 @@ impl ProcessTable {
     /// (marking them dead now, so they too get the grace period). Call every few seconds.
     pub fn prune(&mut self, now_ns: i64, mut is_alive: impl FnMut(u32) -> bool) {
         let grace = self.limits.dead_grace_ns;
-        let before = self.entries.len();
-        self.entries.retain(|&pid, e| {
+        let mut gone = Vec::new();
+        for (&pid, e) in self.entries.iter_mut() {
             if e.dead_since.is_none() && !is_alive(pid) {
                 e.dead_since = Some(now_ns);
             }
-            e.dead_since
-                .is_none_or(|t| now_ns.saturating_sub(t) < grace)
-        });
-        self.stats.pruned += (before - self.entries.len()) as u64;
+            if e.dead_since
+                .is_some_and(|t| now_ns.saturating_sub(t) >= grace)
+            {
+                gone.push(pid);
+            }
+        }
+        for pid in &gone {
+            if let Some(e) = self.entries.remove(pid) {
+                self.spare(e.info);
+            }
+        }
+        self.stats.pruned += gone.len() as u64;
     }
 
     pub fn len(&self) -> usize {
@@ -199,7 +238,9 @@ impl ProcessTable {
         }
         ages.select_nth_unstable(excess - 1);
         for &(_, pid) in &ages[..excess] {
-            self.entries.remove(&pid);
+            if let Some(e) = self.entries.remove(&pid) {
+                self.spare(e.info);
+            }
         }
         self.stats.evicted += excess as u64;
     }
@@ -281,6 +322,47 @@ mod tests {
         assert!(t.get(999, None).is_some());
         assert!(t.get(2, None).is_none());
         assert!(t.stats().evicted >= 1000 - 64);
+    }
+
+    #[test]
+    fn images_nobody_holds_become_spares_when_asked() {
+        let mut t = ProcessTable::new(Limits {
+            capacity: 64,
+            dead_grace_ns: 10,
+        });
+        t.insert(proc(10, "/bin/sh"), 1);
+        t.insert(proc(10, "/bin/ls"), 2);
+        assert!(t.take_spare().is_none(), "off by default");
+
+        t.keep_spares();
+        t.insert(proc(10, "/bin/cat"), 3);
+        let mut spare = t.take_spare().expect("the replaced image");
+        assert_eq!(spare.name, "ls");
+        assert!(Arc::get_mut(&mut spare).is_some(), "no one else holds it");
+        assert!(t.take_spare().is_none());
+
+        // Still held elsewhere (an event in flight): not a spare.
+        let held = t.get(10, None).unwrap();
+        t.insert(proc(10, "/bin/echo"), 4);
+        assert!(t.take_spare().is_none());
+        assert_eq!(held.name, "cat");
+
+        // Pruned and evicted images, up to an eighth of the capacity.
+        t.exit(10, None, 0);
+        t.prune(100, |_| true);
+        assert_eq!(
+            t.take_spare().map(|p| p.name.clone()).as_deref(),
+            Some("echo")
+        );
+        for pid in 100..200 {
+            t.insert(proc(pid, "/bin/true"), 1);
+        }
+        assert!(t.stats().evicted > 8);
+        let mut spares = 0;
+        while t.take_spare().is_some() {
+            spares += 1;
+        }
+        assert_eq!(spares, 64 / 8);
     }
 
     #[test]

@@ -3,17 +3,27 @@
 //! Uids unknown to the host (containers) make auditd's own tools 9–24× slower because every
 //! failed NSS lookup is repeated per event (peers.md §4.4); here each id is looked up once.
 
-use std::collections::HashMap;
 use std::ffi::CStr;
+
+use crate::id_hash::{id_map, IdMap};
 
 /// Most ids remembered per kind; past it the cache starts over (ids are few in practice).
 const MAX_CACHED: usize = 4096;
 
 /// Cached `getpwuid_r`/`getgrgid_r`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct NameCache {
-    users: HashMap<u32, Option<String>>,
-    groups: HashMap<u32, Option<String>>,
+    users: IdMap<u32, Option<String>>,
+    groups: IdMap<u32, Option<String>>,
+}
+
+impl Default for NameCache {
+    fn default() -> NameCache {
+        NameCache {
+            users: id_map(),
+            groups: id_map(),
+        }
+    }
 }
 
 impl NameCache {
@@ -22,28 +32,33 @@ impl NameCache {
     }
 
     pub fn user(&mut self, uid: u32) -> Option<String> {
-        cached(&mut self.users, uid, lookup_user)
+        self.user_name(uid).map(str::to_owned)
     }
 
     pub fn group(&mut self, gid: u32) -> Option<String> {
+        self.group_name(gid).map(str::to_owned)
+    }
+
+    /// Like [`user`](Self::user), borrowed: for callers that copy it into a buffer they reuse.
+    pub fn user_name(&mut self, uid: u32) -> Option<&str> {
+        cached(&mut self.users, uid, lookup_user)
+    }
+
+    /// Like [`group`](Self::group), borrowed.
+    pub fn group_name(&mut self, gid: u32) -> Option<&str> {
         cached(&mut self.groups, gid, lookup_group)
     }
 }
 
 fn cached(
-    map: &mut HashMap<u32, Option<String>>,
+    map: &mut IdMap<u32, Option<String>>,
     id: u32,
     lookup: fn(u32) -> Option<String>,
-) -> Option<String> {
-    if let Some(hit) = map.get(&id) {
-        return hit.clone();
-    }
-    if map.len() >= MAX_CACHED {
+) -> Option<&str> {
+    if map.len() >= MAX_CACHED && !map.contains_key(&id) {
         map.clear();
     }
-    let name = lookup(id);
-    map.insert(id, name.clone());
-    name
+    map.entry(id).or_insert_with(|| lookup(id)).as_deref()
 }
 
 fn lookup_user(uid: u32) -> Option<String> {

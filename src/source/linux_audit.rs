@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use execsentry_linux::{arch, ExecRecord};
 
-use crate::entity::entity_id;
+use crate::entity::EntityIds;
 use crate::event::{basename, Action, HostInfo, Ids, ProcessEvent, ProcessInfo, SourceFacts};
 use crate::process_table::{Limits, ProcessTable, TableStats};
 use crate::procfs;
@@ -29,8 +29,8 @@ pub struct AuditNormalizer {
     table: ProcessTable,
     names: NameCache,
     host: Arc<HostInfo>,
-    host_id: String,
-    boot_id: String,
+    /// Entity ids for this host and boot.
+    entity_ids: EntityIds,
     /// `/proc` for seeding and fallback lookups; `None` when replaying another time's records.
     proc_root: Option<PathBuf>,
     clock: Option<procfs::Clock>,
@@ -40,7 +40,8 @@ impl AuditNormalizer {
     /// A normalizer for records from this machine, now: `/proc` seeds and backs the table.
     pub fn live(host: Arc<HostInfo>, limits: Limits) -> AuditNormalizer {
         let mut n = AuditNormalizer::replay(host, limits);
-        n.boot_id = procfs::boot_id().unwrap_or_default();
+        let host_id = n.host.id.clone().unwrap_or_default();
+        n.entity_ids = EntityIds::new(&host_id, &procfs::boot_id().unwrap_or_default());
         n.proc_root = Some(PathBuf::from("/proc"));
         n.clock = procfs::Clock::read();
         n
@@ -48,12 +49,13 @@ impl AuditNormalizer {
 
     /// A normalizer for recorded streams: the table is built from the records alone.
     pub fn replay(host: Arc<HostInfo>, limits: Limits) -> AuditNormalizer {
+        let mut table = ProcessTable::new(limits);
+        table.keep_spares();
         AuditNormalizer {
-            table: ProcessTable::new(limits),
+            table,
             names: NameCache::new(),
-            host_id: host.id.clone().unwrap_or_default(),
+            entity_ids: EntityIds::new(host.id.as_deref().unwrap_or_default(), ""),
             host,
-            boot_id: String::new(),
             proc_root: None,
             clock: None,
         }
@@ -69,7 +71,7 @@ impl AuditNormalizer {
             if let Some((mut info, start_ticks)) =
                 procfs::read_process(&root, pid, &clock, &mut self.names)
             {
-                info.entity_id = entity_id(&self.host_id, &self.boot_id, pid, start_ticks);
+                info.entity_id = self.entity_ids.id(pid, start_ticks);
                 self.table.insert(Arc::new(info), start_ticks);
                 seeded += 1;
             }
@@ -95,45 +97,19 @@ impl AuditNormalizer {
         let timestamp_ns = (rec.time.sec as i64)
             .saturating_mul(1_000_000_000)
             .saturating_add(i64::from(rec.time.ms) * 1_000_000);
-        let pid = sc.pid.unwrap_or(0);
-        let ppid = sc.ppid.unwrap_or(0);
         let failed = rec.failed();
-        let cwd = rec.cwd.as_deref().map(lossy);
-        let executable = match (&sc.exe, failed) {
-            // A failed exec leaves the old image: the attempt is the PATH name.
-            (_, true) | (None, false) => attempted_path(rec, cwd.as_deref()).unwrap_or_default(),
-            (Some(exe), false) => lossy(exe),
-        };
-        let args: Vec<String> = rec.argv.iter().map(lossy).collect();
-        let uid = |v: Option<u32>| v.map_or_else(String::new, |v| v.to_string());
-        let tty = sc.tty.as_deref().map(lossy).filter(|t| !t.is_empty());
-        let ids = Ids {
-            user_id: uid(sc.euid),
-            user_name: sc.euid.and_then(|v| self.names.user(v)),
-            real_user_id: uid(sc.uid),
-            real_user_name: sc.uid.and_then(|v| self.names.user(v)),
-            group_id: uid(sc.egid),
-            group_name: sc.egid.and_then(|v| self.names.group(v)),
-            real_group_id: uid(sc.gid),
-            real_group_name: sc.gid.and_then(|v| self.names.group(v)),
-        };
-        let process = ProcessInfo {
-            pid,
-            ppid,
-            entity_id: entity_id(&self.host_id, &self.boot_id, pid, u64::from(rec.serial)),
-            name: basename(&executable).to_owned(),
-            command_line: args.join(" "),
-            executable,
-            args,
-            working_directory: cwd,
-            ids,
-            interactive: tty.is_some(),
-            tty,
-            start_ns: Some(timestamp_ns),
-            ..Default::default()
-        };
-        let parent = self.parent(ppid, timestamp_ns);
-        let process = Arc::new(process);
+        let parent = self.parent(sc.ppid.unwrap_or(0), timestamp_ns);
+        // Fill a spare image (one that left the table) in place: its strings keep their
+        // allocations, which is most of the cost of an event otherwise.
+        let mut process = self.table.take_spare().unwrap_or_default();
+        match Arc::get_mut(&mut process) {
+            Some(info) => self.fill(info, rec, timestamp_ns),
+            None => {
+                let mut info = ProcessInfo::default();
+                self.fill(&mut info, rec, timestamp_ns);
+                process = Arc::new(info);
+            }
+        }
         if !failed {
             self.table
                 .insert(Arc::clone(&process), u64::from(rec.serial));
@@ -154,13 +130,92 @@ impl AuditNormalizer {
             parent,
             host: Arc::clone(&self.host),
             source: SourceFacts::Audit {
-                session: sc.ses.filter(|&s| s != UNSET).map(|s| s.to_string()),
-                audit_user_id: sc.auid.filter(|&a| a != UNSET).map(|a| a.to_string()),
+                session: sc.ses.filter(|&s| s != UNSET).map(decimal),
+                audit_user_id: sc.auid.filter(|&a| a != UNSET).map(decimal),
                 key: first_key(rec),
                 syscall,
                 failed,
             },
         }
+    }
+
+    /// Overwrites every field of `info` (which may hold a previous image) with the exec's facts.
+    fn fill(&mut self, info: &mut ProcessInfo, rec: &ExecRecord, timestamp_ns: i64) {
+        // No `..`: a field added to `ProcessInfo` must be set here, or an old image would leak.
+        let ProcessInfo {
+            pid,
+            ppid,
+            entity_id,
+            executable,
+            name,
+            args,
+            command_line,
+            working_directory,
+            ids,
+            interactive,
+            tty,
+            code_signature,
+            start_ns,
+            exit_code,
+        } = info;
+        let sc = &rec.syscall;
+        *pid = sc.pid.unwrap_or(0);
+        *ppid = sc.ppid.unwrap_or(0);
+        self.entity_ids
+            .write(*pid, u64::from(rec.serial), entity_id);
+        set_lossy(working_directory, rec.cwd.as_deref());
+        executable.clear();
+        match (&sc.exe, rec.failed()) {
+            // A failed exec leaves the old image: the attempt is the PATH name.
+            (_, true) | (None, false) => executable
+                .push_str(&attempted_path(rec, working_directory.as_deref()).unwrap_or_default()),
+            (Some(exe), false) => push_lossy(executable, exe),
+        }
+        name.clear();
+        name.push_str(basename(executable));
+        args.truncate(rec.argv.len());
+        for (i, arg) in rec.argv.iter().enumerate() {
+            match args.get_mut(i) {
+                Some(a) => {
+                    a.clear();
+                    push_lossy(a, arg);
+                }
+                None => args.push(lossy(arg)),
+            }
+        }
+        command_line.clear();
+        for (i, arg) in args.iter().enumerate() {
+            if i > 0 {
+                command_line.push(' ');
+            }
+            command_line.push_str(arg);
+        }
+        let Ids {
+            user_id,
+            user_name,
+            real_user_id,
+            real_user_name,
+            group_id,
+            group_name,
+            real_group_id,
+            real_group_name,
+        } = ids;
+        set_decimal(user_id, sc.euid);
+        set_str(user_name, sc.euid.and_then(|v| self.names.user_name(v)));
+        set_decimal(real_user_id, sc.uid);
+        set_str(real_user_name, sc.uid.and_then(|v| self.names.user_name(v)));
+        set_decimal(group_id, sc.egid);
+        set_str(group_name, sc.egid.and_then(|v| self.names.group_name(v)));
+        set_decimal(real_group_id, sc.gid);
+        set_str(
+            real_group_name,
+            sc.gid.and_then(|v| self.names.group_name(v)),
+        );
+        set_lossy(tty, sc.tty.as_deref().filter(|t| !t.is_empty()));
+        *interactive = tty.is_some();
+        *code_signature = None;
+        *start_ns = Some(timestamp_ns);
+        *exit_code = None;
     }
 
     /// The parent's current image: from the table, else (live) from `/proc` when the process
@@ -173,7 +228,7 @@ impl AuditNormalizer {
             (Some(r), Some(c)) => (r.clone(), c),
             _ => return self.table.get(ppid, None),
         };
-        let (host_id, boot_id, names) = (&self.host_id, &self.boot_id, &mut self.names);
+        let (entity_ids, names) = (&self.entity_ids, &mut self.names);
         self.table.get_or_fetch(ppid, None, |pid| {
             let (mut info, ticks) = procfs::read_process(&root, pid, &clock, names)?;
             if info
@@ -182,14 +237,78 @@ impl AuditNormalizer {
             {
                 return None;
             }
-            info.entity_id = entity_id(host_id, boot_id, pid, ticks);
+            info.entity_id = entity_ids.id(pid, ticks);
             Some((info, ticks))
         })
     }
 }
 
 fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    let mut s = String::with_capacity(bytes.len());
+    push_lossy(&mut s, bytes);
+    s
+}
+
+/// Appends `bytes` as UTF-8, invalid sequences replaced (`from_utf8` first: it is much faster
+/// than the lossy decoder on text that is valid, which is nearly all of it).
+fn push_lossy(out: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.push_str(&String::from_utf8_lossy(bytes)),
+    }
+}
+
+/// `*slot = bytes.map(lossy)`, reusing the string already there.
+fn set_lossy(slot: &mut Option<String>, bytes: Option<&[u8]>) {
+    match (slot.as_mut(), bytes) {
+        (Some(s), Some(b)) => {
+            s.clear();
+            push_lossy(s, b);
+        }
+        (None, Some(b)) => *slot = Some(lossy(b)),
+        (_, None) => *slot = None,
+    }
+}
+
+/// `*slot = value.map(str::to_owned)`, reusing the string already there.
+fn set_str(slot: &mut Option<String>, value: Option<&str>) {
+    match (slot.as_mut(), value) {
+        (Some(s), Some(v)) => {
+            s.clear();
+            s.push_str(v);
+        }
+        (None, Some(v)) => *slot = Some(v.to_owned()),
+        (_, None) => *slot = None,
+    }
+}
+
+/// `*out` = the id in decimal, or empty when absent (ids stay strings, design.md §3).
+fn set_decimal(out: &mut String, id: Option<u32>) {
+    out.clear();
+    if let Some(v) = id {
+        push_decimal(out, v);
+    }
+}
+
+fn decimal(v: u32) -> String {
+    let mut s = String::with_capacity(10);
+    push_decimal(&mut s, v);
+    s
+}
+
+/// `v.to_string()` without the formatting machinery.
+fn push_decimal(out: &mut String, mut v: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
 }
 
 /// The file an exec named (PATH item 0), resolved against the working directory.
@@ -334,6 +453,58 @@ type=PROCTITLE msg=audit(1795848213.300:502): proctitle="sh"
         ));
         // A failed exec is not the pid's image: pid 102 stays unknown.
         assert!(n.table.get(102, None).is_none());
+    }
+
+    /// pid 300 runs as root with a tty, a working directory and three arguments, then execs
+    /// again; pid 301 then runs with none of those, as an unknown uid, in a non-UTF-8 directory.
+    const REEXEC_THEN_BARE: &str = r#"
+type=SYSCALL msg=audit(1795848213.100:600): arch=c000003e syscall=59 success=yes exit=0 items=1 ppid=1 pid=300 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts1 ses=9 comm="make" exe="/usr/bin/make" key="execsentry"
+type=EXECVE msg=audit(1795848213.100:600): argc=3 a0="make" a1="-j8" a2="all"
+type=CWD msg=audit(1795848213.100:600): cwd="/home/u/src/project"
+type=PATH msg=audit(1795848213.100:600): item=0 name="/usr/bin/make" nametype=NORMAL
+type=PROCTITLE msg=audit(1795848213.100:600): proctitle="make"
+type=SYSCALL msg=audit(1795848213.200:601): arch=c000003e syscall=59 success=yes exit=0 items=1 ppid=1 pid=300 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts1 ses=9 comm="cc" exe="/usr/bin/cc" key="execsentry"
+type=EXECVE msg=audit(1795848213.200:601): argc=1 a0="cc"
+type=PROCTITLE msg=audit(1795848213.200:601): proctitle="cc"
+type=SYSCALL msg=audit(1795848213.300:602): arch=c000003e syscall=59 success=yes exit=0 items=1 ppid=300 pid=301 auid=4294967295 uid=3999999999 gid=3999999999 euid=3999999999 suid=0 fsuid=0 egid=3999999999 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm="x" exe="/x" key="execsentry"
+type=EXECVE msg=audit(1795848213.300:602): argc=1 a0=78
+type=CWD msg=audit(1795848213.300:602): cwd=2FFF
+type=PROCTITLE msg=audit(1795848213.300:602): proctitle="x"
+"#;
+
+    #[test]
+    fn a_reused_image_is_overwritten_whole() {
+        let recs = assemble(REEXEC_THEN_BARE);
+        assert_eq!(recs.len(), 3);
+        let mut n = AuditNormalizer::replay(host(), Limits::default());
+        let make = n.exec(&recs[0]);
+        assert_eq!(make.process.ids.user_name.as_deref(), Some("root"));
+        let make_image = Arc::as_ptr(&make.process);
+        drop(make);
+        n.exec(&recs[1]); // pid 300 again: the make image leaves the table
+        let bare = n.exec(&recs[2]);
+        assert_eq!(
+            Arc::as_ptr(&bare.process),
+            make_image,
+            "the spare image was reused"
+        );
+        // The same as a normalizer that never saw the earlier events would make.
+        let mut fresh = AuditNormalizer::replay(host(), Limits::default());
+        let want = fresh.exec(&recs[2]);
+        assert_eq!(bare.process, want.process);
+        let p = &bare.process;
+        assert_eq!(p.args, ["x"]);
+        assert_eq!(p.working_directory.as_deref(), Some("/\u{fffd}"));
+        assert_eq!((p.tty.as_deref(), p.interactive), (None, false));
+        assert_eq!(p.ids.user_id, "3999999999");
+        assert_eq!(p.ids.user_name, None);
+    }
+
+    #[test]
+    fn decimal_ids_match_to_string() {
+        for v in [0, 7, 10, 999, 1000, 65534, 4_294_967_295] {
+            assert_eq!(decimal(v), v.to_string());
+        }
     }
 
     #[test]
