@@ -380,10 +380,12 @@ fn evaluate<S: Sink + Send + 'static>(
         spawn_sink(sink, 4096, Arc::clone(counters), Arc::clone(stop));
     let mut replay = Replay::new(rules, channel_sink);
     let mut asm = Assembler::new(config);
+    let recycler = asm.recycler();
     let mut last_prune = Instant::now();
     let mut emit = |ev: AuditEvent| {
         if let AuditEvent::Exec(rec) = ev {
             let event = normalizer.exec(&rec);
+            recycler.give(rec);
             if let Err(e) = replay.event(&event) {
                 log::error!("{e}");
             }
@@ -550,6 +552,7 @@ pub fn replay_log<R: Read, S: Sink>(
 ) -> io::Result<ReplayLogStats> {
     let mut reader = LineReader::new(BufReader::with_capacity(256 * 1024, input));
     let mut asm = Assembler::new(AssemblerConfig::text());
+    let recycler = asm.recycler();
     let mut stats = ReplayLogStats::default();
     let mut stopped = false;
     let mut emit = |ev: AuditEvent| {
@@ -558,6 +561,7 @@ pub fn replay_log<R: Read, S: Sink>(
         }
         if let AuditEvent::Exec(rec) = ev {
             let event = normalizer.exec(&rec);
+            recycler.give(rec);
             match replay.event(&event) {
                 Ok(crate::replay::Flow::Continue) => {}
                 Ok(crate::replay::Flow::Stop) => stopped = true,

@@ -19,6 +19,7 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use crate::arch;
 use crate::gaps::{Seen, SerialGaps};
@@ -236,7 +237,12 @@ impl SyscallInfo {
     }
 
     /// Take one field, `tag` being its name's [`key_tag`](crate::record::key_tag).
-    fn apply(&mut self, tag: u64, f: &Field<'_>) -> Result<(), ParseError> {
+    fn apply(
+        &mut self,
+        tag: u64,
+        f: &Field<'_>,
+        bufs: &mut Vec<Vec<u8>>,
+    ) -> Result<(), ParseError> {
         use key::*;
         let id = |f: &Field<'_>| f.u32_dec();
         match tag {
@@ -267,10 +273,17 @@ impl SyscallInfo {
             SGID => self.sgid = id(f)?,
             FSGID => self.fsgid = id(f)?,
             SES => self.ses = id(f)?,
-            TTY => self.tty = (!f.is_absent()).then(|| f.raw.to_vec()),
-            COMM => self.comm = f.string()?.map(Cow::into_owned),
-            EXE => self.exe = f.string()?.map(Cow::into_owned),
-            KEY => self.key = f.string()?.map(Cow::into_owned),
+            TTY => {
+                self.tty = (!f.is_absent()).then(|| {
+                    let mut buf = bufs.pop().unwrap_or_default();
+                    buf.clear();
+                    buf.extend_from_slice(f.raw);
+                    buf
+                })
+            }
+            COMM => self.comm = owned_string(f, bufs)?,
+            EXE => self.exe = owned_string(f, bufs)?,
+            KEY => self.key = owned_string(f, bufs)?,
             _ => {}
         }
         Ok(())
@@ -352,11 +365,16 @@ pub struct PathItem {
 }
 
 impl PathItem {
-    fn apply(&mut self, tag: u64, f: &Field<'_>) -> Result<(), ParseError> {
+    fn apply(
+        &mut self,
+        tag: u64,
+        f: &Field<'_>,
+        bufs: &mut Vec<Vec<u8>>,
+    ) -> Result<(), ParseError> {
         use key::*;
         match tag {
             ITEM => self.item = f.u32_dec()?,
-            NAME => self.name = f.string()?.map(Cow::into_owned),
+            NAME => self.name = owned_string(f, bufs)?,
             INODE => self.inode = f.num(10)?,
             MODE => self.mode = f.num(8)?.and_then(|m| u32::try_from(m).ok()),
             OUID => self.ouid = f.u32_dec()?,
@@ -409,6 +427,55 @@ pub struct ExecRecord {
 }
 
 impl ExecRecord {
+    /// Empties a handed-back record for a new event, keeping its buffers: the vectors are cleared
+    /// in place and the byte strings of its optional fields go to `bufs`. Every other field is
+    /// reset from `Default`, so nothing of the old event can remain.
+    fn reuse(
+        mut self: Box<Self>,
+        serial: u32,
+        time: AuditTime,
+        bufs: &mut Vec<Vec<u8>>,
+    ) -> Box<Self> {
+        let ExecRecord {
+            syscall,
+            mut argv,
+            cwd,
+            mut paths,
+            proctitle,
+            mut record_types,
+            ..
+        } = std::mem::take(&mut *self);
+        let strings = [
+            syscall.tty,
+            syscall.comm,
+            syscall.exe,
+            syscall.key,
+            cwd,
+            proctitle,
+        ];
+        for buf in strings
+            .into_iter()
+            .chain(paths.drain(..).map(|p| p.name))
+            .flatten()
+        {
+            if bufs.len() < MAX_SPARE_BUFS && buf.capacity() <= MAX_SPARE_BUF_BYTES {
+                bufs.push(buf);
+            }
+        }
+        argv.bytes.clear();
+        argv.ends.clear();
+        record_types.clear();
+        *self = ExecRecord {
+            serial,
+            time,
+            argv,
+            paths,
+            record_types,
+            ..ExecRecord::default()
+        };
+        self
+    }
+
     /// The exec failed (`success=no`; such events have no EXECVE record).
     pub fn failed(&self) -> bool {
         self.syscall.success == Some(false)
@@ -491,6 +558,56 @@ impl AuditEvent {
     }
 }
 
+/// Hands emitted exec records back to the [`Assembler`] that made them, so that later events
+/// are built in their buffers instead of a dozen new allocations each. Optional: records that are
+/// not given back are simply dropped.
+#[derive(Debug, Clone, Default)]
+pub struct Recycler {
+    // Boxed on purpose: the box itself is reused, as the next `AuditEvent::Exec`.
+    #[allow(clippy::vec_box)]
+    pool: Arc<Mutex<Vec<Box<ExecRecord>>>>,
+}
+
+/// Records kept for reuse (a handful covers the events open at once).
+const MAX_RECYCLED: usize = 16;
+/// Records whose arguments took more than this are dropped rather than kept.
+const MAX_RECYCLED_ARGV_BYTES: usize = 64 * 1024;
+/// Byte-string buffers kept from recycled records, and the largest kept.
+const MAX_SPARE_BUFS: usize = 64;
+const MAX_SPARE_BUF_BYTES: usize = 4096;
+
+impl Recycler {
+    /// Give back a record once done with it.
+    pub fn give(&self, rec: Box<ExecRecord>) {
+        if rec.argv.bytes.capacity() > MAX_RECYCLED_ARGV_BYTES {
+            return;
+        }
+        if let Ok(mut pool) = self.pool.lock() {
+            if pool.len() < MAX_RECYCLED {
+                pool.push(rec);
+            }
+        }
+    }
+
+    fn take(&self) -> Option<Box<ExecRecord>> {
+        self.pool.lock().ok()?.pop()
+    }
+}
+
+/// A decoded string field, built in a spare buffer when there is one.
+fn owned_string(f: &Field<'_>, bufs: &mut Vec<Vec<u8>>) -> Result<Option<Vec<u8>>, ParseError> {
+    let Some(mut buf) = bufs.pop() else {
+        return Ok(f.string()?.map(Cow::into_owned));
+    };
+    buf.clear();
+    let result = f.string_into(&mut buf);
+    if let Ok(true) = result {
+        return Ok(Some(buf));
+    }
+    bufs.push(buf);
+    result.map(|_| None)
+}
+
 /// Counters, all monotonic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AssemblerStats {
@@ -522,7 +639,7 @@ pub struct AssemblerStats {
 
 /// One event being assembled.
 struct InFlight {
-    rec: ExecRecord,
+    rec: Box<ExecRecord>,
     has_syscall: bool,
     has_execve: bool,
     args: ArgState,
@@ -588,15 +705,26 @@ fn stands_alone(rtype: u16) -> bool {
 }
 
 impl InFlight {
-    fn new(serial: u32, time: AuditTime, timeout_ms: u64) -> Self {
-        InFlight {
-            rec: ExecRecord {
+    /// A new event, built in `recycled` (and `bufs`) when given.
+    fn new(
+        serial: u32,
+        time: AuditTime,
+        timeout_ms: u64,
+        recycled: Option<Box<ExecRecord>>,
+        bufs: &mut Vec<Vec<u8>>,
+    ) -> Self {
+        let rec = match recycled {
+            Some(old) => old.reuse(serial, time, bufs),
+            None => Box::new(ExecRecord {
                 serial,
                 time,
                 // An exec brings five or six types: one allocation, not a growth.
                 record_types: Vec::with_capacity(8),
                 ..ExecRecord::default()
-            },
+            }),
+        };
+        InFlight {
+            rec,
             has_syscall: false,
             has_execve: false,
             args: ArgState::default(),
@@ -606,7 +734,7 @@ impl InFlight {
         }
     }
 
-    fn add(&mut self, rec: &Record<'_>, cfg: &AssemblerConfig) {
+    fn add(&mut self, rec: &Record<'_>, cfg: &AssemblerConfig, bufs: &mut Vec<Vec<u8>>) {
         if !self.rec.record_types.contains(&rec.rtype) {
             self.rec.record_types.push(rec.rtype);
         }
@@ -617,7 +745,9 @@ impl InFlight {
                 let mut fields = rec.fields();
                 while let Some(f) = fields.next_tagged() {
                     match f {
-                        Ok((tag, f)) => bad += u32::from(self.rec.syscall.apply(tag, &f).is_err()),
+                        Ok((tag, f)) => {
+                            bad += u32::from(self.rec.syscall.apply(tag, &f, bufs).is_err())
+                        }
                         Err(_) => bad += 1,
                     }
                 }
@@ -639,8 +769,8 @@ impl InFlight {
             types::CWD => {
                 for f in rec.fields() {
                     match f {
-                        Ok(f) if f.key == b"cwd" => match f.string() {
-                            Ok(s) => self.rec.cwd = s.map(Cow::into_owned),
+                        Ok(f) if f.key == b"cwd" => match owned_string(&f, bufs) {
+                            Ok(s) => self.rec.cwd = s,
                             Err(_) => bad += 1,
                         },
                         Ok(_) => {}
@@ -654,7 +784,7 @@ impl InFlight {
                     let mut fields = rec.fields();
                     while let Some(f) = fields.next_tagged() {
                         match f {
-                            Ok((tag, f)) => bad += u32::from(item.apply(tag, &f).is_err()),
+                            Ok((tag, f)) => bad += u32::from(item.apply(tag, &f, bufs).is_err()),
                             Err(_) => bad += 1,
                         }
                     }
@@ -664,20 +794,17 @@ impl InFlight {
             types::PROCTITLE => {
                 for f in rec.fields() {
                     match f {
-                        Ok(f) if f.key == b"proctitle" => {
-                            let mut title = Vec::new();
-                            match f.string_into(&mut title) {
-                                Ok(true) => {
-                                    if title.len() > cfg.max_proctitle_bytes {
-                                        title.truncate(cfg.max_proctitle_bytes);
-                                        title.shrink_to_fit();
-                                    }
-                                    self.rec.proctitle = Some(title);
+                        Ok(f) if f.key == b"proctitle" => match owned_string(&f, bufs) {
+                            Ok(Some(mut title)) => {
+                                if title.len() > cfg.max_proctitle_bytes {
+                                    title.truncate(cfg.max_proctitle_bytes);
+                                    title.shrink_to_fit();
                                 }
-                                Ok(false) => {}
-                                Err(_) => bad += 1,
+                                self.rec.proctitle = Some(title);
                             }
-                        }
+                            Ok(None) => {}
+                            Err(_) => bad += 1,
+                        },
                         Ok(_) => {}
                         Err(_) => bad += 1,
                     }
@@ -881,7 +1008,7 @@ impl InFlight {
             stats.exec_events += 1;
             stats.argv_truncated += u64::from(rec.argv_truncated);
             stats.argv_inconsistent += u64::from(!rec.argv_consistent && self.has_execve);
-            Some(AuditEvent::Exec(Box::new(rec)))
+            Some(AuditEvent::Exec(rec))
         } else {
             stats.other_events += 1;
             cfg.keep_other.then(|| {
@@ -909,6 +1036,10 @@ pub struct Assembler {
     now_ms: u64,
     saw_eoe: bool,
     stats: AssemblerStats,
+    /// Records handed back through [`Assembler::recycler`].
+    recycler: Recycler,
+    /// Byte-string buffers taken from recycled records, for the next events' fields.
+    bufs: Vec<Vec<u8>>,
 }
 
 impl Assembler {
@@ -927,7 +1058,15 @@ impl Assembler {
             now_ms: 0,
             saw_eoe: false,
             stats: AssemblerStats::default(),
+            recycler: Recycler::default(),
+            bufs: Vec::new(),
         }
+    }
+
+    /// A handle through which emitted [`ExecRecord`]s can be given back once consumed, for this
+    /// assembler to build later events in their buffers.
+    pub fn recycler(&self) -> Recycler {
+        self.recycler.clone()
     }
 
     /// Counters so far.
@@ -976,7 +1115,7 @@ impl Assembler {
             let Some(ev) = self.in_flight.get_mut(i) else {
                 return;
             };
-            ev.add(rec, &self.config);
+            ev.add(rec, &self.config, &mut self.bufs);
             if rec.rtype == types::PROCTITLE && self.proctitle_ends() {
                 if let Some(ev) = self.in_flight.remove(i) {
                     self.finish(ev, true, emit);
@@ -998,8 +1137,14 @@ impl Assembler {
                 return;
             }
         }
-        let mut ev = InFlight::new(rec.serial, rec.time, self.config.timeout_ms);
-        ev.add(rec, &self.config);
+        let mut ev = InFlight::new(
+            rec.serial,
+            rec.time,
+            self.config.timeout_ms,
+            self.recycler.take(),
+            &mut self.bufs,
+        );
+        ev.add(rec, &self.config, &mut self.bufs);
         if !types::may_join_syscall_event(rec.rtype)
             || (rec.rtype == types::PROCTITLE && self.proctitle_ends())
         {
