@@ -173,14 +173,24 @@ impl AuditNormalizer {
         }
         name.clear();
         name.push_str(basename(executable));
+        // One UTF-8 check for all arguments; an argument is then a slice of it, unless it ends
+        // inside a character (then it is not valid alone, and goes the lossy way).
+        let all = std::str::from_utf8(rec.argv.as_bytes()).ok();
+        let mut start = 0;
         args.truncate(rec.argv.len());
         for (i, arg) in rec.argv.iter().enumerate() {
-            match args.get_mut(i) {
-                Some(a) => {
-                    a.clear();
-                    push_lossy(a, arg);
+            let end = start + arg.len();
+            let text = all.and_then(|all| all.get(start..end));
+            start = end;
+            if i == args.len() {
+                args.push(String::with_capacity(arg.len()));
+            }
+            if let Some(a) = args.get_mut(i) {
+                a.clear();
+                match text {
+                    Some(text) => a.push_str(text),
+                    None => push_lossy(a, arg),
                 }
-                None => args.push(lossy(arg)),
             }
         }
         command_line.clear();
@@ -498,6 +508,22 @@ type=PROCTITLE msg=audit(1795848213.300:602): proctitle="x"
         assert_eq!((p.tty.as_deref(), p.interactive), (None, false));
         assert_eq!(p.ids.user_id, "3999999999");
         assert_eq!(p.ids.user_name, None);
+    }
+
+    #[test]
+    fn arguments_split_inside_a_character_stay_lossy_each() {
+        // "é" is C3 A9: split across two arguments, each half is invalid alone, though the
+        // arguments together are valid UTF-8.
+        let log = r#"
+type=SYSCALL msg=audit(1795848213.100:700): arch=c000003e syscall=59 success=yes exit=0 items=1 ppid=1 pid=400 uid=0 euid=0 gid=0 egid=0 comm="x" exe="/x"
+type=EXECVE msg=audit(1795848213.100:700): argc=4 a0="x" a1=C3 a2=A9 a3=C3A9
+type=PROCTITLE msg=audit(1795848213.100:700): proctitle="x"
+"#;
+        let recs = assemble(log);
+        let mut n = AuditNormalizer::replay(host(), Limits::default());
+        let e = n.exec(&recs[0]);
+        assert_eq!(e.process.args, ["x", "\u{fffd}", "\u{fffd}", "é"]);
+        assert_eq!(e.process.command_line, "x \u{fffd} \u{fffd} é");
     }
 
     #[test]

@@ -143,6 +143,11 @@ impl Argv {
         (0..self.len()).map(move |i| self.get(i).unwrap_or_default())
     }
 
+    /// All arguments back to back (without separators), as [`Argv::iter`] slices them.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Total bytes of all arguments.
     pub fn total_bytes(&self) -> usize {
         self.bytes.len()
@@ -445,22 +450,21 @@ impl ExecRecord {
             mut record_types,
             ..
         } = std::mem::take(&mut *self);
-        let strings = [
-            syscall.tty,
-            syscall.comm,
-            syscall.exe,
-            syscall.key,
-            cwd,
-            proctitle,
-        ];
-        for buf in strings
-            .into_iter()
-            .chain(paths.drain(..).map(|p| p.name))
-            .flatten()
-        {
-            if bufs.len() < MAX_SPARE_BUFS && buf.capacity() <= MAX_SPARE_BUF_BYTES {
-                bufs.push(buf);
+        let mut keep = |buf: Option<Vec<u8>>| {
+            if let Some(buf) = buf {
+                if bufs.len() < MAX_SPARE_BUFS && buf.capacity() <= MAX_SPARE_BUF_BYTES {
+                    bufs.push(buf);
+                }
             }
+        };
+        keep(syscall.tty);
+        keep(syscall.comm);
+        keep(syscall.exe);
+        keep(syscall.key);
+        keep(cwd);
+        keep(proctitle);
+        for path in paths.drain(..) {
+            keep(path.name);
         }
         argv.bytes.clear();
         argv.ends.clear();
@@ -759,17 +763,19 @@ impl InFlight {
                     // The decoded arguments are no longer than the record's text.
                     argv.reserve(rec.fields_text().len().min(cfg.max_argv_bytes));
                 }
-                for f in rec.fields() {
+                let mut fields = rec.fields();
+                while let Some(f) = fields.next_tagged() {
                     match f {
-                        Ok(f) => bad += u32::from(self.execve_field(&f, cfg).is_err()),
+                        Ok((_, f)) => bad += u32::from(self.execve_field(&f, cfg).is_err()),
                         Err(_) => bad += 1,
                     }
                 }
             }
             types::CWD => {
-                for f in rec.fields() {
+                let mut fields = rec.fields();
+                while let Some(f) = fields.next_tagged() {
                     match f {
-                        Ok(f) if f.key == b"cwd" => match owned_string(&f, bufs) {
+                        Ok((_, f)) if f.key == b"cwd" => match owned_string(&f, bufs) {
                             Ok(s) => self.rec.cwd = s,
                             Err(_) => bad += 1,
                         },
@@ -792,9 +798,10 @@ impl InFlight {
                 }
             }
             types::PROCTITLE => {
-                for f in rec.fields() {
+                let mut fields = rec.fields();
+                while let Some(f) = fields.next_tagged() {
                     match f {
-                        Ok(f) if f.key == b"proctitle" => match owned_string(&f, bufs) {
+                        Ok((_, f)) if f.key == b"proctitle" => match owned_string(&f, bufs) {
                             Ok(Some(mut title)) => {
                                 if title.len() > cfg.max_proctitle_bytes {
                                     title.truncate(cfg.max_proctitle_bytes);

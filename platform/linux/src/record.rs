@@ -280,6 +280,7 @@ fn trim_end(mut s: &[u8]) -> &[u8] {
 
 /// The decimal digits at `s[*i..]` as a u64 (1 to 20 digits, no overflow), advancing `*i` past
 /// them.
+#[inline(always)]
 fn digits_u64(s: &[u8], i: &mut usize) -> Option<u64> {
     let start = *i;
     let mut v: u64 = 0;
