@@ -318,7 +318,10 @@ fn push_decimal(out: &mut String, mut v: u32) {
             break;
         }
     }
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+    // A few ASCII pushes beat validating and copying a slice this short.
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
 }
 
 /// The file an exec named (PATH item 0), resolved against the working directory.
