@@ -685,7 +685,14 @@ fn varied_log() -> Vec<u8> {
 }
 
 fn assemble_all(log: &[u8], recycle: bool) -> Vec<AuditEvent> {
-    let mut asm = Assembler::new(AssemblerConfig::text());
+    let mut asm = Assembler::new(AssemblerConfig {
+        // Small caps, so truncation paths run too.
+        max_arg_bytes: 64,
+        max_argv_bytes: 512,
+        max_paths: 3,
+        max_proctitle_bytes: 16,
+        ..AssemblerConfig::text()
+    });
     let recycler = asm.recycler();
     let mut out = Vec::new();
     let mut emit = |e: AuditEvent| match e {
@@ -696,10 +703,44 @@ fn assemble_all(log: &[u8], recycle: bool) -> Vec<AuditEvent> {
         e => out.push(e),
     };
     for line in log.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        asm.push(&parse_line(line).unwrap(), &mut emit);
+        if let Ok(rec) = parse_line(line) {
+            asm.push(&rec, &mut emit);
+        }
     }
     asm.flush(&mut emit);
     out
+}
+
+#[test]
+fn recycling_changes_nothing_on_mutated_logs() {
+    let log = varied_log();
+    const BYTES: &[u8] = b" =\"'0aF9x()[]_\n\x1d";
+    let mut seed = 0x5851_f42d_4c95_7f2du64;
+    let mut rand = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for round in 0..200 {
+        let mut mutated = log.clone();
+        for _ in 0..1 + rand(40) {
+            let at = rand(mutated.len());
+            match rand(3) {
+                0 => mutated[at] = BYTES[rand(BYTES.len())],
+                1 => {
+                    mutated.remove(at);
+                }
+                _ => mutated.insert(at, BYTES[rand(BYTES.len())]),
+            }
+        }
+        let fresh = assemble_all(&mutated, false);
+        let recycled = assemble_all(&mutated, true);
+        assert!(
+            fresh == recycled,
+            "round {round}: recycling changed the events"
+        );
+    }
 }
 
 #[test]
