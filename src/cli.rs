@@ -44,6 +44,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub alerts: Option<PathBuf>,
 
+    /// Also append every event (ECS NDJSON, one line each) to this file; `-` is stdout.
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<PathBuf>,
+
     /// Key of the audit rules the sensor installs (and the only rules it removes).
     #[arg(long, value_name = "KEY", default_value = "execsentry")]
     pub audit_key: String,

@@ -370,14 +370,23 @@ fn run_live(args: RunArgs) -> Result<ExitCode> {
         ..LiveOptions::default()
     };
     let host = Arc::new(execsentry::host::local());
-    let result = match &args.alerts {
-        Some(path) => {
-            let sink = FileSink::open(path)
-                .with_context(|| format!("cannot open alerts file {}", path.display()))?;
-            audit_live::run(&opts, &rules, sink, host, stop, &stoppers)
-        }
-        None => audit_live::run(&opts, &rules, StdoutSink::new(), host, stop, &stoppers),
+    let open = |path: &Option<PathBuf>, what: &str| -> Result<Box<dyn Sink + Send>> {
+        Ok(match path {
+            Some(p) if p != Path::new("-") => Box::new(
+                FileSink::open(p)
+                    .with_context(|| format!("cannot open {what} file {}", p.display()))?,
+            ),
+            _ => Box::new(StdoutSink::new()),
+        })
     };
+    let outputs = audit_live::Outputs {
+        alerts: open(&args.alerts, "alerts")?,
+        events: match &args.events {
+            Some(_) => Some(open(&args.events, "events")?),
+            None => None,
+        },
+    };
+    let result = audit_live::run(&opts, &rules, outputs, host, stop, &stoppers);
     let counters = result?;
     eprintln!("execsentry: stopped; {counters}");
     if counters.lost() > 0 {

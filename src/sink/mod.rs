@@ -1,8 +1,9 @@
-//! Where alert lines go: stdout, a file, or nowhere (benchmarks).
+//! Where alert (and event) lines go: stdout, a file, or nowhere (benchmarks).
 //!
 //! Every sink receives complete NDJSON lines and follows the [`Sink`] contract, so the pipeline
 //! never needs to know which one it drives.
 
+pub mod events;
 pub mod file;
 pub mod stdout;
 
@@ -10,6 +11,7 @@ use std::io;
 
 use thiserror::Error;
 
+pub use events::EventWriter;
 pub use file::FileSink;
 pub use stdout::StdoutSink;
 
