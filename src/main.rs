@@ -15,11 +15,12 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use cli::{AuditRulesArgs, Cli, Command, FormatArg, ReplayArgs, RuleArgs, RulesCommand, RunArgs};
+use execsentry::config::{Config, Overrides, SourceKind};
 use execsentry::eql;
 use execsentry::replay::{Flow, FormatChoice, Replay, ReplayError};
 use execsentry::rules::load::{load_all, Outcome, Report};
 use execsentry::rules::RuleSet;
-use execsentry::sink::{FileSink, Sink, StdoutSink};
+use execsentry::sink::{FileOptions, FileSink, Sink, StdoutSink};
 use execsentry::source::Format;
 
 fn main() -> ExitCode {
@@ -48,7 +49,7 @@ fn init_logging(verbose: u8) {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => run_live(args),
+        Command::Run(args) => run_live(*args),
         Command::AuditRules(args) => audit_rules(&args),
         Command::Replay(args) => replay(args),
         Command::Rules(RulesCommand::Check(args)) => rules_check(&args),
@@ -333,13 +334,82 @@ fn summary<S: Sink>(replay: &Replay<'_, S>, rules: &RuleSet) -> String {
     out
 }
 
-/// `execsentry run`: the live sensor, until SIGINT/SIGTERM.
-#[cfg(target_os = "linux")]
+/// `execsentry run`: the configuration file, overridden by flags; then the live sensor.
 fn run_live(args: RunArgs) -> Result<ExitCode> {
+    let print_config = args.print_config;
+    let (config, file) = effective_config(args)?;
+    if print_config {
+        let from = match &file {
+            Some(path) => format!("# {} with flags applied\n", path.display()),
+            None => "# no config file; defaults with flags applied\n".to_owned(),
+        };
+        print(&format!("{from}{}", config.to_toml()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(path) = &file {
+        log::info!("configuration from {}", path.display());
+    }
+    run_sensor(&config)
+}
+
+/// The config file (explicit, default path, or none) with the flags laid over it.
+fn effective_config(args: RunArgs) -> Result<(Config, Option<PathBuf>)> {
+    let (mut config, file) = Config::load(args.config.as_deref())?;
+    config.apply(Overrides {
+        source: args.source.map(|s| match s {
+            cli::SourceArg::Auto => SourceKind::Auto,
+            cli::SourceArg::Netlink => SourceKind::Netlink,
+            cli::SourceArg::Multicast => SourceKind::Multicast,
+            cli::SourceArg::Audisp => SourceKind::Audisp,
+        }),
+        rules: args.rules.rules,
+        builtin_rules: args.rules.no_builtin_rules.then_some(false),
+        max_signals: args.max_signals,
+        throttle_interval: args.throttle_interval,
+        alerts: args.alerts,
+        events: args.events,
+        group: args.file_group,
+        fsync: args.fsync,
+        rotate_size: args.rotate_size,
+        rotate_keep: args.rotate_keep,
+        alert_queue: args.alert_queue,
+        stats_interval: args.stats_interval,
+        stats_json: args.stats_json,
+        record_queue: args.record_queue,
+        alert_channel: args.alert_channel,
+        process_table: args.process_table,
+        audit_key: args.audit_key,
+        backlog_limit: args.backlog_limit,
+        backlog_wait_time: args.backlog_wait_time,
+        receive_buffer: args.receive_buffer,
+    });
+    Ok((config, file))
+}
+
+/// An output named in the config: a file written as the config says, or stdout for `-`.
+fn open_output(
+    path: Option<&Path>,
+    what: &str,
+    options: &FileOptions,
+) -> Result<Box<dyn Sink + Send>> {
+    Ok(match path {
+        Some(p) if !Config::is_stdout(Some(p)) => Box::new(
+            FileSink::with_options(p, options.clone())
+                .with_context(|| format!("cannot open {what} file {}", p.display()))?,
+        ),
+        _ => Box::new(StdoutSink::new()),
+    })
+}
+
+/// The live sensor, until SIGINT/SIGTERM.
+#[cfg(target_os = "linux")]
+fn run_sensor(config: &Config) -> Result<ExitCode> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    use std::time::Duration;
 
+    use execsentry::pipeline::{SinkThreadOptions, Snapshot, StatsHook};
+    use execsentry::process_table::Limits;
+    use execsentry::sink::stats::StatsFile;
     use execsentry::source::audit_live::{self, LiveOptions, SourceChoice, StopHandles};
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -353,41 +423,84 @@ fn run_live(args: RunArgs) -> Result<ExitCode> {
         })
         .context("installing signal handling")?;
     }
-    let (rules, rest) = RuleSet::from_reports(load_reports(&args.rules)?);
+    let mut reports = load_all(
+        config.rules.builtin,
+        &config.rules.paths,
+        &eql::Options::default(),
+    )?;
+    config.throttle.apply(&mut reports);
+    let (rules, rest) = RuleSet::from_reports(reports);
     warn_not_loaded(&rest);
     if rules.is_empty() {
-        bail!("no rules loaded; drop --no-builtin-rules or pass --rules PATH");
+        bail!(
+            "no rules loaded; drop --no-builtin-rules (rules.builtin = false) or pass --rules PATH"
+        );
     }
-    let opts = LiveOptions {
-        source: match args.source {
-            cli::SourceArg::Auto => SourceChoice::Auto,
-            cli::SourceArg::Netlink => SourceChoice::Netlink,
-            cli::SourceArg::Multicast => SourceChoice::Multicast,
-            cli::SourceArg::Audisp => SourceChoice::Audisp,
-        },
-        key: args.audit_key,
-        stats_interval: Duration::from_secs(args.stats_interval.max(1)),
-        ..LiveOptions::default()
-    };
-    let host = Arc::new(execsentry::host::local());
-    let open = |path: &Option<PathBuf>, what: &str| -> Result<Box<dyn Sink + Send>> {
-        Ok(match path {
-            Some(p) if p != Path::new("-") => Box::new(
-                FileSink::open(p)
-                    .with_context(|| format!("cannot open {what} file {}", p.display()))?,
-            ),
-            _ => Box::new(StdoutSink::new()),
-        })
-    };
+    let file_options = config.file_options().with_context(|| {
+        format!(
+            "output.group {:?}",
+            config.output.group.as_deref().unwrap_or("")
+        )
+    })?;
     let outputs = audit_live::Outputs {
-        alerts: open(&args.alerts, "alerts")?,
-        events: match &args.events {
-            Some(_) => Some(open(&args.events, "events")?),
+        alerts: open_output(config.output.alerts.as_deref(), "alerts", &file_options)?,
+        events: match config.output.events.as_deref() {
+            Some(p) => Some(open_output(Some(p), "events", &file_options)?),
             None => None,
         },
     };
-    let result = audit_live::run(&opts, &rules, outputs, host, stop, &stoppers);
-    let counters = result?;
+    let stats_file = match &config.stats.json {
+        Some(path) => Some(Arc::new(
+            StatsFile::create(path, &Snapshot::default())
+                .with_context(|| format!("cannot write stats file {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let on_stats = stats_file.clone().map(|file| {
+        StatsHook::new(move |snapshot| {
+            if let Err(e) = file.write(snapshot) {
+                log::warn!("cannot write stats file {}: {e}", file.path().display());
+            }
+        })
+    });
+    let channel = config.pipeline.alert_channel.0;
+    let opts = LiveOptions {
+        source: match config.source.kind {
+            SourceKind::Auto => SourceChoice::Auto,
+            SourceKind::Netlink => SourceChoice::Netlink,
+            SourceKind::Multicast => SourceChoice::Multicast,
+            SourceKind::Audisp => SourceChoice::Audisp,
+        },
+        key: config.audit.key.0.clone(),
+        rcvbuf: usize::try_from(config.audit.receive_buffer.0).unwrap_or(usize::MAX),
+        backlog_limit: config.audit.backlog_limit,
+        backlog_wait_time: config.audit.backlog_wait_time,
+        stats_interval: config.stats.interval.0,
+        queue_batches: config.pipeline.record_queue.0,
+        table: Limits {
+            capacity: config.pipeline.process_table.0,
+            ..Limits::default()
+        },
+        sinks: (
+            SinkThreadOptions {
+                channel,
+                queue: config.output.queue.0,
+                ..SinkThreadOptions::alerts()
+            },
+            SinkThreadOptions {
+                channel,
+                ..SinkThreadOptions::events()
+            },
+        ),
+        on_stats,
+    };
+    let host = Arc::new(execsentry::host::local());
+    let counters = audit_live::run(&opts, &rules, outputs, host, stop, &stoppers)?;
+    if let Some(file) = &stats_file {
+        if let Err(e) = file.write(&counters) {
+            log::warn!("cannot write stats file {}: {e}", file.path().display());
+        }
+    }
     eprintln!("execsentry: stopped; {counters}");
     if counters.lost() > 0 {
         eprintln!(
@@ -398,11 +511,17 @@ fn run_live(args: RunArgs) -> Result<ExitCode> {
             counters.channel_drops
         );
     }
+    if counters.sink_dropped > 0 {
+        eprintln!(
+            "execsentry: warning: {} output lines were not written (the output failed for longer than its queue could hold; {} write errors)",
+            counters.sink_dropped, counters.sink_errors
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn run_live(_args: RunArgs) -> Result<ExitCode> {
+fn run_sensor(_config: &Config) -> Result<ExitCode> {
     bail!("the live sensor is not available on this platform yet; use `execsentry replay`")
 }
 

@@ -23,7 +23,7 @@ use thiserror::Error;
 
 use crate::event::HostInfo;
 use crate::event::ProcessEvent;
-use crate::pipeline::{spawn_sink, Counters, Snapshot};
+use crate::pipeline::{spawn_sink, Counters, SinkThreadOptions, Snapshot, StatsHook};
 use crate::process_table::Limits;
 use crate::replay::{Flow, Replay, ReplayError};
 use crate::rules::RuleSet;
@@ -58,6 +58,10 @@ pub struct LiveOptions {
     /// Record batches queued between reader and evaluator.
     pub queue_batches: usize,
     pub table: Limits,
+    /// The alert and event sink threads: channel, failure queue, retry.
+    pub sinks: (SinkThreadOptions, SinkThreadOptions),
+    /// Called with each periodic counters snapshot (`--stats-json`).
+    pub on_stats: Option<StatsHook>,
 }
 
 impl Default for LiveOptions {
@@ -71,6 +75,8 @@ impl Default for LiveOptions {
             stats_interval: Duration::from_secs(60),
             queue_batches: 1024,
             table: Limits::default(),
+            sinks: (SinkThreadOptions::alerts(), SinkThreadOptions::events()),
+            on_stats: None,
         }
     }
 }
@@ -163,7 +169,7 @@ pub fn run<S: Sink + Send + 'static>(
             normalizer,
             sensor_limits(AssemblerConfig::text()),
             &counters,
-            &stop,
+            opts.sinks,
         );
         drop(reader);
         return Ok(snapshot);
@@ -243,7 +249,7 @@ pub fn run<S: Sink + Send + 'static>(
                 read_netlink(&mut socket, &tx, &reader_counters).map(|()| socket)
             })?;
         let evaluator = {
-            let (counters, stop) = (Arc::clone(&counters), Arc::clone(&stop));
+            let (counters, sinks) = (Arc::clone(&counters), opts.sinks);
             thread::Builder::new()
                 .name("evaluator".into())
                 .spawn_scoped(scope, move || {
@@ -254,7 +260,7 @@ pub fn run<S: Sink + Send + 'static>(
                         normalizer,
                         sensor_limits(AssemblerConfig::netlink()),
                         &counters,
-                        &stop,
+                        sinks,
                     )
                 })?
         };
@@ -263,6 +269,7 @@ pub fn run<S: Sink + Send + 'static>(
             &counters,
             &stop,
             opts.stats_interval,
+            opts.on_stats.as_ref(),
             || reader.is_finished(),
         );
         let socket = reader.join().expect("audit reader panicked");
@@ -404,12 +411,11 @@ fn evaluate<S: Sink + Send + 'static>(
     mut normalizer: AuditNormalizer,
     config: AssemblerConfig,
     counters: &Arc<Counters>,
-    stop: &Arc<AtomicBool>,
+    sinks: (SinkThreadOptions, SinkThreadOptions),
 ) -> Snapshot {
-    let (channel_sink, sink_thread) =
-        spawn_sink(outputs.alerts, 4096, Arc::clone(counters), Arc::clone(stop));
+    let (channel_sink, sink_thread) = spawn_sink(outputs.alerts, sinks.0, Arc::clone(counters));
     let mut events = outputs.events.map(|sink| {
-        let (tx, thread) = spawn_sink(sink, 4096, Arc::clone(counters), Arc::clone(stop));
+        let (tx, thread) = spawn_sink(sink, sinks.1, Arc::clone(counters));
         (EventWriter::new(tx), thread)
     });
     let mut replay = Replay::new(rules, channel_sink);
@@ -508,6 +514,7 @@ fn poll_status(
     counters: &Counters,
     stop: &AtomicBool,
     interval: Duration,
+    on_stats: Option<&StatsHook>,
     finished: impl Fn() -> bool,
 ) {
     let mut lost = LostCounter::default();
@@ -534,7 +541,11 @@ fn poll_status(
         }
         if last_stats.elapsed() >= interval {
             last_stats = Instant::now();
-            eprintln!("execsentry: stats {}", counters.snapshot());
+            let snapshot = counters.snapshot();
+            eprintln!("execsentry: stats {snapshot}");
+            if let Some(hook) = on_stats {
+                hook.call(&snapshot);
+            }
         }
     }
     if let Some(g) = guard {
