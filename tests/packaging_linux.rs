@@ -224,8 +224,19 @@ fn deb_assets_exist_and_conffiles_are_installed() {
             conf.display()
         );
     }
-    assert!(installed.contains(&PathBuf::from("/usr/bin/execsentry")));
-    assert!(installed.contains(&PathBuf::from("/lib/systemd/system/execsentry.service")));
+    for path in [
+        "/usr/bin/execsentry",
+        "/lib/systemd/system/execsentry.service",
+        "/etc/audit/plugins.d/execsentry.conf",
+        // Inert until copied to /etc/audit/rules.d for the plugin (see the file).
+        "/usr/share/execsentry/audit/execsentry.rules",
+    ] {
+        assert!(installed.contains(&PathBuf::from(path)), "{path}");
+    }
+    assert!(
+        !installed.iter().any(|p| p.starts_with("/etc/audit/rules.d")),
+        "installing must not change which audit rules auditd loads"
+    );
 }
 
 /// The maintainer scripts: executable, POSIX sh, shellcheck-clean, and none starts the sensor.
