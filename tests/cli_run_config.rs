@@ -264,3 +264,36 @@ fn a_full_disk_is_counted_not_fatal() {
         out.stderr
     );
 }
+
+/// Outputs that cannot be opened stop the sensor at start, naming the path, before any audit
+/// state is touched.
+#[test]
+fn unopenable_outputs_fail_at_start() {
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--alerts", "/nonexistent-execsentry/alerts.ndjson"],
+            "cannot open alerts file /nonexistent-execsentry/alerts.ndjson",
+        ),
+        (
+            &["--stats-json", "/nonexistent-execsentry/stats.json"],
+            "cannot write stats file /nonexistent-execsentry/stats.json",
+        ),
+        (
+            &[
+                "--alerts",
+                "/tmp/x.ndjson",
+                "--file-group",
+                "no-such-group-execsentry",
+            ],
+            "output.group \"no-such-group-execsentry\": no group named",
+        ),
+    ];
+    for (flags, want) in cases {
+        let mut args = vec!["run", "--config", "/dev/null", "--source", "audisp"];
+        args.extend_from_slice(flags);
+        let out = run(&args);
+        assert_eq!(out.code, Some(2), "{flags:?}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "{flags:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("ready"), "{}", out.stderr);
+    }
+}

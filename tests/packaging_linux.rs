@@ -234,7 +234,9 @@ fn deb_assets_exist_and_conffiles_are_installed() {
         assert!(installed.contains(&PathBuf::from(path)), "{path}");
     }
     assert!(
-        !installed.iter().any(|p| p.starts_with("/etc/audit/rules.d")),
+        !installed
+            .iter()
+            .any(|p| p.starts_with("/etc/audit/rules.d")),
         "installing must not change which audit rules auditd loads"
     );
 }
