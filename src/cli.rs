@@ -20,7 +20,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Watch every process execution on this machine and alert (Linux: kernel audit, as root).
+    /// Watch every process execution on this machine and alert (Linux: kernel audit; macOS:
+    /// Endpoint Security; as root).
     Run(Box<RunArgs>),
     /// Replay recorded events through the rules; alerts (NDJSON) to stdout or --alerts.
     Replay(ReplayArgs),
@@ -44,8 +45,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub print_config: bool,
 
-    /// Where exec events come from [default: auto]; auto: multicast beside a registered audit
-    /// daemon, else netlink.
+    /// Where exec events come from [default: auto]; auto: on Linux multicast beside a
+    /// registered audit daemon, else netlink; on macOS endpoint-security.
     #[arg(long, value_enum)]
     pub source: Option<SourceArg>,
 
@@ -138,6 +139,8 @@ pub enum SourceArg {
     Multicast,
     /// Run as an auditd plugin: records on stdin.
     Audisp,
+    /// macOS: an Endpoint Security client (exec, fork, exit), as root with Full Disk Access.
+    EndpointSecurity,
 }
 
 #[derive(Debug, Args)]
@@ -193,4 +196,6 @@ pub enum FormatArg {
     Ecs,
     /// Linux audit log lines (audit.log raw or ENRICHED, or the auditd plugin stream).
     Audit,
+    /// macOS `eslogger exec fork exit` NDJSON.
+    Eslogger,
 }

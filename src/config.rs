@@ -58,11 +58,12 @@ pub struct SourceSection {
     pub kind: SourceKind,
 }
 
-/// Where exec events come from (Linux).
+/// Where exec events come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
-    /// Multicast beside a registered audit daemon, else netlink.
+    /// Linux: multicast beside a registered audit daemon, else netlink; macOS: Endpoint
+    /// Security.
     #[default]
     Auto,
     /// Become the audit daemon (unicast netlink).
@@ -71,6 +72,9 @@ pub enum SourceKind {
     Multicast,
     /// Run as an auditd plugin: records on stdin.
     Audisp,
+    /// macOS: an Endpoint Security client.
+    #[serde(rename = "endpoint-security")]
+    EndpointSecurity,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]

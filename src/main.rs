@@ -17,14 +17,19 @@ use clap::Parser;
 use cli::{AuditRulesArgs, Cli, Command, FormatArg, ReplayArgs, RuleArgs, RulesCommand, RunArgs};
 use execsentry::config::{Config, Overrides, SourceKind};
 use execsentry::eql;
+use execsentry::pipeline::{SinkThreadOptions, Snapshot, StatsHook};
 use execsentry::replay::{Flow, FormatChoice, Replay, ReplayError};
 use execsentry::rules::load::{load_all, Outcome, Report};
 use execsentry::rules::RuleSet;
+use execsentry::sink::stats::StatsFile;
 use execsentry::sink::{FileOptions, FileSink, Sink, StdoutSink};
 use execsentry::source::Format;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match system_extension_invocation() {
+        Some(args) => Cli::parse_from(args),
+        None => Cli::parse(),
+    };
     init_logging(cli.verbose);
     match run(cli) {
         Ok(code) => code,
@@ -33,6 +38,73 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Where alerts and the log go when macOS starts execsentry with no arguments
+/// (packaging/macos/README.md; the launchd daemon writes the same files).
+#[cfg(target_os = "macos")]
+const SYSTEM_EXTENSION_ALERTS: &str = "/Library/Logs/ExecSentry/alerts.ndjson";
+#[cfg(target_os = "macos")]
+const SYSTEM_EXTENSION_LOG: &str = "/Library/Logs/ExecSentry/execsentry.log";
+
+/// macOS starts the system extension's executable with no arguments: it then runs as
+/// `execsentry -v run --source endpoint-security --alerts /Library/Logs/ExecSentry/alerts.ndjson`,
+/// creating the directory if the installer did not. Nobody reads a system extension's standard
+/// error, so unless it is a terminal it is appended to `execsentry.log` beside the alerts.
+#[cfg(target_os = "macos")]
+fn system_extension_invocation() -> Option<Vec<std::ffi::OsString>> {
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| "execsentry".into());
+    if args.next().is_some() {
+        return None;
+    }
+    if let Some(dir) = Path::new(SYSTEM_EXTENSION_ALERTS).parent() {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("execsentry: cannot create {}: {e}", dir.display());
+        }
+    }
+    // SAFETY: isatty only inspects descriptor 2.
+    if unsafe { libc::isatty(2) } == 0 {
+        if let Err(e) = redirect_stderr(Path::new(SYSTEM_EXTENSION_LOG)) {
+            eprintln!("execsentry: cannot log to {SYSTEM_EXTENSION_LOG}: {e}");
+        }
+    }
+    let rest = [
+        "-v",
+        "run",
+        "--source",
+        "endpoint-security",
+        "--alerts",
+        SYSTEM_EXTENSION_ALERTS,
+    ];
+    Some(
+        std::iter::once(argv0)
+            .chain(rest.iter().map(Into::into))
+            .collect(),
+    )
+}
+
+/// Points standard error (the log, and every `eprintln!`) at `path`, appending.
+#[cfg(target_os = "macos")]
+fn redirect_stderr(path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)?;
+    // SAFETY: both descriptors are open; afterwards descriptor 2 refers to the log file, which
+    // stays open after `file` is dropped.
+    if unsafe { libc::dup2(file.as_raw_fd(), 2) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "macos"))]
+fn system_extension_invocation() -> Option<Vec<std::ffi::OsString>> {
+    None
 }
 
 fn init_logging(verbose: u8) {
@@ -242,6 +314,7 @@ fn replay(args: ReplayArgs) -> Result<ExitCode> {
         FormatArg::Auto => FormatChoice::Auto,
         FormatArg::Ecs => FormatChoice::Fixed(Format::Ecs),
         FormatArg::Audit => FormatChoice::Fixed(Format::Audit),
+        FormatArg::Eslogger => FormatChoice::Fixed(Format::Eslogger),
     };
     let mut replay = Replay::new(&rules, sink);
     let mut failure: Option<ReplayError> = None;
@@ -320,6 +393,13 @@ fn summary<S: Sink>(replay: &Replay<'_, S>, rules: &RuleSet) -> String {
             s.malformed - s.malformed_samples.len() as u64
         );
     }
+    if s.es_seq_gaps > 0 {
+        let _ = writeln!(
+            out,
+            "  lost:        {} Endpoint Security messages (eslogger sequence-number gaps)",
+            s.es_seq_gaps
+        );
+    }
     let _ = writeln!(out, "  alerts:      {}", s.alerts);
     let _ = writeln!(out, "  suppressed:  {} by throttle", s.suppressed);
     for (rule, n) in replay.throttle().suppressed_by_rule(rules) {
@@ -361,6 +441,7 @@ fn effective_config(args: RunArgs) -> Result<(Config, Option<PathBuf>)> {
             cli::SourceArg::Netlink => SourceKind::Netlink,
             cli::SourceArg::Multicast => SourceKind::Multicast,
             cli::SourceArg::Audisp => SourceKind::Audisp,
+            cli::SourceArg::EndpointSecurity => SourceKind::EndpointSecurity,
         }),
         rules: args.rules.rules,
         builtin_rules: args.rules.no_builtin_rules.then_some(false),
@@ -386,9 +467,41 @@ fn effective_config(args: RunArgs) -> Result<(Config, Option<PathBuf>)> {
     Ok((config, file))
 }
 
+// What every live sensor does with the config: rules, outputs, the stats file, the last word.
+// (Only Linux and macOS have a live sensor; elsewhere these go unused.)
+
+/// The rules the config names, with the throttle override; an empty set is an error.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+fn load_rules(config: &Config) -> Result<RuleSet> {
+    let mut reports = load_all(
+        config.rules.builtin,
+        &config.rules.paths,
+        &eql::Options::default(),
+    )?;
+    config.throttle.apply(&mut reports);
+    let (rules, rest) = RuleSet::from_reports(reports);
+    warn_not_loaded(&rest);
+    if rules.is_empty() {
+        bail!(
+            "no rules loaded; drop --no-builtin-rules (rules.builtin = false) or pass --rules PATH"
+        );
+    }
+    Ok(rules)
+}
+
+/// How output files are written, with the group resolved.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+fn file_options(config: &Config) -> Result<FileOptions> {
+    config.file_options().with_context(|| {
+        format!(
+            "output.group {:?}",
+            config.output.group.as_deref().unwrap_or("")
+        )
+    })
+}
+
 /// An output named in the config: a file written as the config says, or stdout for `-`.
-/// (Every live sensor opens its outputs here; only Linux has one yet.)
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 fn open_output(
     path: Option<&Path>,
     what: &str,
@@ -403,17 +516,62 @@ fn open_output(
     })
 }
 
-/// The live sensor, until SIGINT/SIGTERM.
+/// `stats.json`: written once now, so a bad path fails before the sensor starts; then by the
+/// returned hook at every stats interval.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+fn stats_hook(config: &Config) -> Result<Option<StatsHook>> {
+    let Some(path) = &config.stats.json else {
+        return Ok(None);
+    };
+    let file = StatsFile::create(path, &Snapshot::default())
+        .with_context(|| format!("cannot write stats file {}", path.display()))?;
+    Ok(Some(StatsHook::new(move |snapshot| {
+        if let Err(e) = file.write(snapshot) {
+            log::warn!("cannot write stats file {}: {e}", file.path().display());
+        }
+    })))
+}
+
+/// The final counters: to the stats file, and a warning for output lines given up.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+fn finish_stats(counters: &Snapshot, hook: Option<&StatsHook>) {
+    if let Some(hook) = hook {
+        hook.call(counters);
+    }
+    if counters.sink_dropped > 0 {
+        eprintln!(
+            "execsentry: warning: {} output lines were not written (the output failed for longer than its queue could hold; {} write errors)",
+            counters.sink_dropped, counters.sink_errors
+        );
+    }
+}
+
+/// The alert sink thread as the config sizes it.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+fn alert_sink_thread(config: &Config) -> SinkThreadOptions {
+    SinkThreadOptions {
+        channel: config.pipeline.alert_channel.0,
+        queue: config.output.queue.0,
+        ..SinkThreadOptions::alerts()
+    }
+}
+
+/// `execsentry run` on Linux: kernel audit, until SIGINT/SIGTERM.
 #[cfg(target_os = "linux")]
 fn run_sensor(config: &Config) -> Result<ExitCode> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    use execsentry::pipeline::{SinkThreadOptions, Snapshot, StatsHook};
     use execsentry::process_table::Limits;
-    use execsentry::sink::stats::StatsFile;
     use execsentry::source::audit_live::{self, LiveOptions, SourceChoice, StopHandles};
 
+    let source = match config.source.kind {
+        SourceKind::Auto => SourceChoice::Auto,
+        SourceKind::Netlink => SourceChoice::Netlink,
+        SourceKind::Multicast => SourceChoice::Multicast,
+        SourceKind::Audisp => SourceChoice::Audisp,
+        SourceKind::EndpointSecurity => bail!("source endpoint-security exists only on macOS"),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let stoppers = Arc::new(StopHandles::default());
     {
@@ -425,25 +583,8 @@ fn run_sensor(config: &Config) -> Result<ExitCode> {
         })
         .context("installing signal handling")?;
     }
-    let mut reports = load_all(
-        config.rules.builtin,
-        &config.rules.paths,
-        &eql::Options::default(),
-    )?;
-    config.throttle.apply(&mut reports);
-    let (rules, rest) = RuleSet::from_reports(reports);
-    warn_not_loaded(&rest);
-    if rules.is_empty() {
-        bail!(
-            "no rules loaded; drop --no-builtin-rules (rules.builtin = false) or pass --rules PATH"
-        );
-    }
-    let file_options = config.file_options().with_context(|| {
-        format!(
-            "output.group {:?}",
-            config.output.group.as_deref().unwrap_or("")
-        )
-    })?;
+    let rules = load_rules(config)?;
+    let file_options = file_options(config)?;
     let outputs = audit_live::Outputs {
         alerts: open_output(config.output.alerts.as_deref(), "alerts", &file_options)?,
         events: match config.output.events.as_deref() {
@@ -451,28 +592,9 @@ fn run_sensor(config: &Config) -> Result<ExitCode> {
             None => None,
         },
     };
-    let stats_file = match &config.stats.json {
-        Some(path) => Some(Arc::new(
-            StatsFile::create(path, &Snapshot::default())
-                .with_context(|| format!("cannot write stats file {}", path.display()))?,
-        )),
-        None => None,
-    };
-    let on_stats = stats_file.clone().map(|file| {
-        StatsHook::new(move |snapshot| {
-            if let Err(e) = file.write(snapshot) {
-                log::warn!("cannot write stats file {}: {e}", file.path().display());
-            }
-        })
-    });
-    let channel = config.pipeline.alert_channel.0;
+    let on_stats = stats_hook(config)?;
     let opts = LiveOptions {
-        source: match config.source.kind {
-            SourceKind::Auto => SourceChoice::Auto,
-            SourceKind::Netlink => SourceChoice::Netlink,
-            SourceKind::Multicast => SourceChoice::Multicast,
-            SourceKind::Audisp => SourceChoice::Audisp,
-        },
+        source,
         key: config.audit.key.0.clone(),
         rcvbuf: usize::try_from(config.audit.receive_buffer.0).unwrap_or(usize::MAX),
         backlog_limit: config.audit.backlog_limit,
@@ -484,25 +606,16 @@ fn run_sensor(config: &Config) -> Result<ExitCode> {
             ..Limits::default()
         },
         sinks: (
+            alert_sink_thread(config),
             SinkThreadOptions {
-                channel,
-                queue: config.output.queue.0,
-                ..SinkThreadOptions::alerts()
-            },
-            SinkThreadOptions {
-                channel,
+                channel: config.pipeline.alert_channel.0,
                 ..SinkThreadOptions::events()
             },
         ),
-        on_stats,
+        on_stats: on_stats.clone(),
     };
     let host = Arc::new(execsentry::host::local());
     let counters = audit_live::run(&opts, &rules, outputs, host, stop, &stoppers)?;
-    if let Some(file) = &stats_file {
-        if let Err(e) = file.write(&counters) {
-            log::warn!("cannot write stats file {}: {e}", file.path().display());
-        }
-    }
     eprintln!("execsentry: stopped; {counters}");
     if counters.lost() > 0 {
         eprintln!(
@@ -513,18 +626,70 @@ fn run_sensor(config: &Config) -> Result<ExitCode> {
             counters.channel_drops
         );
     }
-    if counters.sink_dropped > 0 {
-        eprintln!(
-            "execsentry: warning: {} output lines were not written (the output failed for longer than its queue could hold; {} write errors)",
-            counters.sink_dropped, counters.sink_errors
-        );
-    }
+    finish_stats(&counters, on_stats.as_ref());
     Ok(ExitCode::SUCCESS)
 }
 
-#[cfg(not(target_os = "linux"))]
+/// `execsentry run` on macOS: an Endpoint Security client, until SIGINT/SIGTERM.
+#[cfg(target_os = "macos")]
+fn run_sensor(config: &Config) -> Result<ExitCode> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use execsentry::process_table::Limits;
+    use execsentry::source::es_live::{self, EsLiveOptions};
+
+    match config.source.kind {
+        SourceKind::Auto | SourceKind::EndpointSecurity => {}
+        other => bail!("source {other:?} is a Linux audit source; on macOS use endpoint-security"),
+    }
+    if config.output.events.is_some() {
+        bail!("output.events (--events) is not written by the macOS sensor yet");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        execsentry::pipeline::on_stop_signal(move |sig| {
+            log::info!("signal {sig}: stopping");
+            stop.store(true, Ordering::Relaxed);
+        })
+        .context("installing signal handling")?;
+    }
+    let rules = load_rules(config)?;
+    let sink = open_output(
+        config.output.alerts.as_deref(),
+        "alerts",
+        &file_options(config)?,
+    )?;
+    let on_stats = stats_hook(config)?;
+    let opts = EsLiveOptions {
+        stats_interval: config.stats.interval.0,
+        table: Limits {
+            capacity: config.pipeline.process_table.0,
+            ..Limits::default()
+        },
+        sink: alert_sink_thread(config),
+        on_stats: on_stats.clone(),
+        ..EsLiveOptions::default()
+    };
+    let host = Arc::new(execsentry::host::local());
+    let counters = es_live::run(&opts, &rules, sink, host, stop)?;
+    eprintln!("execsentry: stopped; {counters}");
+    if counters.lost() > 0 {
+        eprintln!(
+            "execsentry: warning: {} events may have been missed (dropped by the kernel {}, queue drops {})",
+            counters.lost(),
+            counters.serial_gaps,
+            counters.channel_drops
+        );
+    }
+    finish_stats(&counters, on_stats.as_ref());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 fn run_sensor(_config: &Config) -> Result<ExitCode> {
-    bail!("the live sensor is not available on this platform yet; use `execsentry replay`")
+    bail!("the live sensor is not available on this platform; use `execsentry replay`")
 }
 
 /// `execsentry audit-rules`: what `run` would install, as auditctl lines.

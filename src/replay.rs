@@ -70,6 +70,8 @@ pub struct Stats {
     pub incomplete: u64,
     /// Audit serials missing from the input.
     pub lost_serials: u64,
+    /// Endpoint Security messages missing from eslogger input (sequence-number gaps).
+    pub es_seq_gaps: u64,
 }
 
 /// One replay: rules, alert state and sink, reused across inputs.
@@ -87,6 +89,8 @@ pub struct Replay<'r, S> {
     /// in the next.
     #[cfg(target_os = "linux")]
     audit: Option<crate::source::linux_audit::AuditNormalizer>,
+    /// Likewise for eslogger inputs.
+    eslogger: Option<crate::source::eslogger::EsloggerState>,
 }
 
 impl<'r, S: Sink> Replay<'r, S> {
@@ -106,6 +110,7 @@ impl<'r, S: Sink> Replay<'r, S> {
             clock: None,
             #[cfg(target_os = "linux")]
             audit: None,
+            eslogger: None,
         }
     }
 
@@ -142,6 +147,32 @@ impl<'r, S: Sink> Replay<'r, S> {
         match format {
             Format::Ecs => self.ecs(name, input),
             Format::Audit => self.audit(name, input),
+            Format::Eslogger => self.eslogger(name, input),
+        }
+    }
+
+    /// eslogger NDJSON through the Endpoint Security normalizer; only execs reach the rules.
+    fn eslogger<R: Read>(&mut self, name: &str, input: R) -> Result<Flow, ReplayError> {
+        use crate::source::eslogger::{replay_input, EsloggerState};
+        let mut state = self.eslogger.take().unwrap_or_else(|| {
+            let host = std::sync::Arc::new(crate::host::local());
+            EsloggerState::new(host, crate::process_table::Limits::default())
+        });
+        let result = replay_input(input, name, self, &mut state);
+        self.eslogger = Some(state);
+        let (flow, input_stats) = result?;
+        self.stats.lines += input_stats.lines;
+        self.stats.bytes += input_stats.bytes;
+        self.stats.malformed += input_stats.malformed;
+        self.stats.es_seq_gaps += input_stats.seq_gaps;
+        for s in input_stats.malformed_samples {
+            if self.stats.malformed_samples.len() < MALFORMED_SAMPLES {
+                self.stats.malformed_samples.push(s);
+            }
+        }
+        match flow {
+            Flow::Continue => self.flush(),
+            Flow::Stop => Ok(Flow::Stop),
         }
     }
 
