@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use execsentry_linux::control::{AuditConfigGuard, Control, LostCounter, StatusChange};
-use execsentry_linux::netlink::{Received, RecordSocket, SocketOptions, Stopper};
+use execsentry_linux::netlink::{daemon_alive, Received, RecordSocket, SocketOptions, Stopper};
 use execsentry_linux::reader::{LineErrorKind, LineReader};
 use execsentry_linux::{parse_body, parse_line, Arch, Assembler, AssemblerConfig, AuditEvent};
 use thiserror::Error;
@@ -183,7 +183,8 @@ pub fn run<S: Sink + Send + 'static>(
     let multicast = match opts.source {
         SourceChoice::Multicast => true,
         SourceChoice::Netlink => false,
-        _ => status.pid != 0 || guard.is_none(),
+        // A registered daemon that is gone (a sensor that was killed) is replaced, not joined.
+        _ => (status.pid != 0 && daemon_alive(status.pid)) || guard.is_none(),
     };
     let socket_opts = SocketOptions {
         rcvbuf: opts.rcvbuf,

@@ -418,6 +418,11 @@ enum Datagram {
     Error(io::Error),
 }
 
+/// Whether the registered audit daemon `pid` (an initial-namespace pid, as ours) still runs.
+pub fn daemon_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
 /// Bodies are not NUL-terminated, but some paths pad; strip trailing NULs.
 fn strip_nuls(mut b: &[u8]) -> &[u8] {
     while let [head @ .., 0] = b {
@@ -551,10 +556,13 @@ impl RecordSocket {
         if status.enabled == 2 {
             return Err(Error::Locked);
         }
-        if status.pid != 0 {
+        if status.pid != 0 && daemon_alive(status.pid) {
             // Asking anyway would only make the kernel probe that daemon and log a refusal.
             return Err(Error::DaemonRegistered { pid: status.pid });
         }
+        // A registered pid that no longer runs is a daemon that died without unregistering
+        // (killed, crashed): the kernel forgets it only at its next failed send, but lets a new
+        // daemon replace it at once (its AUDIT_REPLACE probe is refused), so ask.
         let mut change = crate::control::StatusChange::default().pid(std::process::id());
         let restore_enabled = (opts.enable && status.enabled == 0).then_some(status.enabled);
         if restore_enabled.is_some() {
