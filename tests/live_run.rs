@@ -381,8 +381,9 @@ fn exec_storm_is_received_or_counted() {
 }
 
 /// A sensor killed with SIGKILL cannot unregister or delete its rules. The next `run` (auto)
-/// takes over as the audit daemon at once — the dead pid is replaced, not run beside in
-/// multicast — and replaces the stale rules instead of adding a second set.
+/// takes over as the audit daemon — whether or not the kernel has noticed the dead pid yet (it
+/// does at its next failed send, so usually at once on a busy host) it is replaced, not run
+/// beside in multicast — and replaces the stale rules instead of adding a second set.
 #[test]
 fn killed_sensor_is_replaced_on_restart() {
     let test = "killed_sensor_is_replaced_on_restart";
@@ -400,10 +401,23 @@ fn killed_sensor_is_replaced_on_restart() {
         Some(libc::SIGKILL)
     );
     let left = audit.state();
+    assert!(
+        left.pid == first_pid || left.pid == 0,
+        "the dead sensor, or nobody: {}",
+        left.pid
+    );
     assert_eq!(
-        (left.pid, audit.rules_with_our_key()),
-        (first_pid, 2),
-        "a killed daemon stays registered, its rules loaded"
+        audit.rules_with_our_key(),
+        2,
+        "a killed sensor leaves its rules"
+    );
+    eprintln!(
+        "{test}: after SIGKILL the kernel {} the dead daemon",
+        if left.pid == 0 {
+            "had already dropped"
+        } else {
+            "still listed"
+        }
     );
 
     let second = Sensor::start(&args);
