@@ -10,18 +10,42 @@ const PRIME: u128 = 0x0000000001000000000000000000013B;
 
 /// Hashes the parts in order, each followed by a separator so `("ab","c") != ("a","bc")`.
 pub fn entity_id(host_id: &str, boot_id: &str, pid: u32, generation: u64) -> String {
-    let mut h = OFFSET;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes.iter().chain(&[0xff]) {
-            h ^= u128::from(b);
-            h = h.wrapping_mul(PRIME);
+    EntityIds::new(host_id, boot_id).id(pid, generation)
+}
+
+/// [`entity_id`] for one host and boot: their part of the hash is computed once, so an id
+/// costs twelve bytes of hashing instead of seventy-odd.
+#[derive(Clone, Copy, Debug)]
+pub struct EntityIds {
+    prefix: u128,
+}
+
+impl EntityIds {
+    pub fn new(host_id: &str, boot_id: &str) -> EntityIds {
+        let mut h = OFFSET;
+        feed(&mut h, host_id.as_bytes());
+        feed(&mut h, boot_id.as_bytes());
+        EntityIds { prefix: h }
+    }
+
+    pub fn id(&self, pid: u32, generation: u64) -> String {
+        let mut h = self.prefix;
+        feed(&mut h, &pid.to_le_bytes());
+        feed(&mut h, &generation.to_le_bytes());
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(32);
+        for i in (0..32).rev() {
+            out.push(char::from(DIGITS[((h >> (i * 4)) & 0xf) as usize]));
         }
-    };
-    feed(host_id.as_bytes());
-    feed(boot_id.as_bytes());
-    feed(&pid.to_le_bytes());
-    feed(&generation.to_le_bytes());
-    format!("{h:032x}")
+        out
+    }
+}
+
+fn feed(h: &mut u128, bytes: &[u8]) {
+    for &b in bytes.iter().chain(&[0xff]) {
+        *h ^= u128::from(b);
+        *h = h.wrapping_mul(PRIME);
+    }
 }
 
 #[cfg(test)]
@@ -38,5 +62,8 @@ mod tests {
         assert_ne!(entity_id("ab", "c", 1, 1), entity_id("a", "bc", 1, 1));
         // Pinned (checked with an independent FNV-1a in Python): ids must not change between releases.
         assert_eq!(entity_id("", "", 0, 0), "7f9d03a829edcd2a7f68358e8a58b619");
+        let ids = super::EntityIds::new("host", "boot");
+        assert_eq!(ids.id(42, 7), a);
+        assert_eq!(ids.id(1, 2), entity_id("host", "boot", 1, 2));
     }
 }

@@ -58,6 +58,8 @@ pub struct ProcessTable {
     limits: Limits,
     clock: u64,
     stats: TableStats,
+    /// Scratch for eviction, kept so evicting does not allocate (it runs every capacity/8 inserts).
+    ages: Vec<(u64, u32)>,
 }
 
 impl ProcessTable {
@@ -70,6 +72,7 @@ impl ProcessTable {
             },
             clock: 0,
             stats: TableStats::default(),
+            ages: Vec::new(),
         }
     }
 
@@ -188,19 +191,18 @@ impl ProcessTable {
     /// O(log n) per insert amortized instead of a scan per insert.
     fn evict_lru(&mut self) {
         let target = self.limits.capacity - self.limits.capacity / 8;
-        let mut ages: Vec<(u64, u32)> = self
-            .entries
-            .iter()
-            .map(|(&pid, e)| (e.last_used, pid))
-            .collect();
         let excess = self.entries.len().saturating_sub(target);
         if excess == 0 {
             return;
         }
+        let mut ages = std::mem::take(&mut self.ages);
+        ages.clear();
+        ages.extend(self.entries.iter().map(|(&pid, e)| (e.last_used, pid)));
         ages.select_nth_unstable(excess - 1);
         for &(_, pid) in &ages[..excess] {
             self.entries.remove(&pid);
         }
+        self.ages = ages;
         self.stats.evicted += excess as u64;
     }
 }

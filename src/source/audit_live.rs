@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use execsentry_linux::control::{AuditConfigGuard, Control, LostCounter, StatusChange};
-use execsentry_linux::netlink::{Received, RecordSocket, SocketOptions, Stopper};
+use execsentry_linux::netlink::{daemon_alive, Received, RecordSocket, SocketOptions, Stopper};
 use execsentry_linux::reader::{LineErrorKind, LineReader};
 use execsentry_linux::{parse_body, parse_line, Arch, Assembler, AssemblerConfig, AuditEvent};
 use thiserror::Error;
@@ -189,7 +189,8 @@ pub fn run<S: Sink + Send + 'static>(
     let multicast = match opts.source {
         SourceChoice::Multicast => true,
         SourceChoice::Netlink => false,
-        _ => status.pid != 0 || guard.is_none(),
+        // A registered daemon that is gone (a sensor that was killed) is replaced, not joined.
+        _ => (status.pid != 0 && daemon_alive(status.pid)) || guard.is_none(),
     };
     let socket_opts = SocketOptions {
         rcvbuf: opts.rcvbuf,
@@ -311,7 +312,17 @@ impl StopHandles {
     }
 }
 
-/// The reader thread: receive, batch, hand off; never waits for the evaluator.
+/// How long the reader naps after draining a burst, so the records of the next few execs are
+/// read together instead of waking the thread once per record (the kernel sends each record on
+/// its own). Bounds the latency it adds; the receive buffer holds far more than a nap's worth.
+const COALESCE: Duration = Duration::from_millis(2);
+
+/// How long the reader waits for a record before telling the evaluator time moved on.
+const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// The reader thread: receive, batch, hand off; never waits for the evaluator. Each drained
+/// burst is handed off at once (so an alert never waits for more records) and followed by a
+/// short nap ([`COALESCE`]); only when a nap brought nothing does it block on the socket.
 fn read_netlink(
     socket: &mut RecordSocket,
     tx: &Sender<Batch>,
@@ -319,38 +330,58 @@ fn read_netlink(
 ) -> Result<(), execsentry_linux::Error> {
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut spans = Vec::with_capacity(BATCH_RECORDS);
+    let (mut busy, mut poll_now) = (false, false);
     loop {
-        let received = socket.recv(Some(Duration::from_millis(100)))?;
-        let idle = match received {
+        let wait = if poll_now { Duration::ZERO } else { IDLE_TICK };
+        match socket.recv(Some(wait))? {
             Received::Record { rtype, body } => {
                 let start = buf.len() as u32;
                 buf.extend_from_slice(body);
                 spans.push((rtype, start, buf.len() as u32));
                 Counters::add(&counters.records, 1);
-                false
+                (busy, poll_now) = (true, true);
             }
             Received::Overrun => {
                 Counters::add(&counters.enobufs, 1);
-                false
+                (busy, poll_now) = (true, true);
             }
-            Received::Idle => true,
             Received::Stopped => break,
-        };
-        if spans.len() >= BATCH_RECORDS || (idle && !spans.is_empty()) {
-            let batch = Batch::Netlink {
-                buf: std::mem::replace(&mut buf, Vec::with_capacity(64 * 1024)),
-                spans: std::mem::replace(&mut spans, Vec::with_capacity(BATCH_RECORDS)),
-            };
-            hand_off(tx, batch, counters);
+            Received::Idle => {
+                if !spans.is_empty() {
+                    hand_off_records(tx, &mut buf, &mut spans, counters);
+                }
+                if busy {
+                    busy = false;
+                    thread::sleep(COALESCE);
+                } else if poll_now {
+                    poll_now = false;
+                } else {
+                    let _ = tx.try_send(Batch::Idle);
+                }
+                continue;
+            }
         }
-        if idle {
-            let _ = tx.try_send(Batch::Idle);
+        if spans.len() >= BATCH_RECORDS {
+            hand_off_records(tx, &mut buf, &mut spans, counters);
         }
     }
     if !spans.is_empty() {
         let _ = tx.send(Batch::Netlink { buf, spans });
     }
     Ok(())
+}
+
+fn hand_off_records(
+    tx: &Sender<Batch>,
+    buf: &mut Vec<u8>,
+    spans: &mut Vec<(u16, u32, u32)>,
+    counters: &Counters,
+) {
+    let batch = Batch::Netlink {
+        buf: std::mem::replace(buf, Vec::with_capacity(64 * 1024)),
+        spans: std::mem::replace(spans, Vec::with_capacity(BATCH_RECORDS)),
+    };
+    hand_off(tx, batch, counters);
 }
 
 fn hand_off(tx: &Sender<Batch>, batch: Batch, counters: &Counters) {

@@ -6,16 +6,20 @@
 //! (`success=no`) started nothing: it becomes `event.type: ["info"]`, `event.outcome: "failure"`
 //! with the attempted path, so `event.type == "start"` rules never fire on `$PATH` probing.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use execsentry_linux::{arch, ExecRecord};
+use execsentry_linux::{arch, ExecRecord, SyscallInfo};
 
-use crate::entity::entity_id;
+use crate::entity::EntityIds;
 use crate::event::{basename, Action, HostInfo, Ids, ProcessEvent, ProcessInfo, SourceFacts};
 use crate::process_table::{Limits, ProcessTable, TableStats};
 use crate::procfs;
 use crate::users::NameCache;
+
+/// Distinct (euid, uid, egid, gid) combinations remembered; past it the cache starts over.
+const MAX_ID_SETS: usize = 1024;
 
 /// Audit's "unset" id (auid, ses).
 const UNSET: u32 = u32::MAX;
@@ -28,9 +32,10 @@ const START_SLACK_NS: i64 = 1_000_000_000;
 pub struct AuditNormalizer {
     table: ProcessTable,
     names: NameCache,
+    ids_cache: HashMap<[Option<u32>; 4], Ids>,
     host: Arc<HostInfo>,
-    host_id: String,
-    boot_id: String,
+    /// Entity ids hash host id, boot id (live only), pid and generation.
+    ids: EntityIds,
     /// `/proc` for seeding and fallback lookups; `None` when replaying another time's records.
     proc_root: Option<PathBuf>,
     clock: Option<procfs::Clock>,
@@ -39,8 +44,10 @@ pub struct AuditNormalizer {
 impl AuditNormalizer {
     /// A normalizer for records from this machine, now: `/proc` seeds and backs the table.
     pub fn live(host: Arc<HostInfo>, limits: Limits) -> AuditNormalizer {
+        let boot_id = procfs::boot_id().unwrap_or_default();
+        let ids = EntityIds::new(host.id.as_deref().unwrap_or_default(), &boot_id);
         let mut n = AuditNormalizer::replay(host, limits);
-        n.boot_id = procfs::boot_id().unwrap_or_default();
+        n.ids = ids;
         n.proc_root = Some(PathBuf::from("/proc"));
         n.clock = procfs::Clock::read();
         n
@@ -51,9 +58,9 @@ impl AuditNormalizer {
         AuditNormalizer {
             table: ProcessTable::new(limits),
             names: NameCache::new(),
-            host_id: host.id.clone().unwrap_or_default(),
+            ids_cache: HashMap::new(),
+            ids: EntityIds::new(host.id.as_deref().unwrap_or_default(), ""),
             host,
-            boot_id: String::new(),
             proc_root: None,
             clock: None,
         }
@@ -69,7 +76,7 @@ impl AuditNormalizer {
             if let Some((mut info, start_ticks)) =
                 procfs::read_process(&root, pid, &clock, &mut self.names)
             {
-                info.entity_id = entity_id(&self.host_id, &self.boot_id, pid, start_ticks);
+                info.entity_id = self.ids.id(pid, start_ticks);
                 self.table.insert(Arc::new(info), start_ticks);
                 seeded += 1;
             }
@@ -78,9 +85,13 @@ impl AuditNormalizer {
     }
 
     /// Drops table entries of processes that are gone (live) past their grace period.
+    /// One listing of `/proc` per prune, not a `stat` per table entry (tens of thousands).
     pub fn prune(&mut self, now_ns: i64) {
-        match self.proc_root.clone() {
-            Some(root) => self.table.prune(now_ns, |pid| procfs::is_alive(&root, pid)),
+        match &self.proc_root {
+            Some(root) => {
+                let running: HashSet<u32> = procfs::pids(root).into_iter().collect();
+                self.table.prune(now_ns, |pid| running.contains(&pid));
+            }
             None => self.table.prune(now_ns, |_| true),
         }
     }
@@ -105,22 +116,12 @@ impl AuditNormalizer {
             (Some(exe), false) => lossy(exe),
         };
         let args: Vec<String> = rec.argv.iter().map(lossy).collect();
-        let uid = |v: Option<u32>| v.map_or_else(String::new, |v| v.to_string());
         let tty = sc.tty.as_deref().map(lossy).filter(|t| !t.is_empty());
-        let ids = Ids {
-            user_id: uid(sc.euid),
-            user_name: sc.euid.and_then(|v| self.names.user(v)),
-            real_user_id: uid(sc.uid),
-            real_user_name: sc.uid.and_then(|v| self.names.user(v)),
-            group_id: uid(sc.egid),
-            group_name: sc.egid.and_then(|v| self.names.group(v)),
-            real_group_id: uid(sc.gid),
-            real_group_name: sc.gid.and_then(|v| self.names.group(v)),
-        };
+        let ids = self.ids_of(sc).clone();
         let process = ProcessInfo {
             pid,
             ppid,
-            entity_id: entity_id(&self.host_id, &self.boot_id, pid, u64::from(rec.serial)),
+            entity_id: self.ids.id(pid, u64::from(rec.serial)),
             name: basename(&executable).to_owned(),
             command_line: args.join(" "),
             executable,
@@ -163,6 +164,31 @@ impl AuditNormalizer {
         }
     }
 
+    /// Ids as strings and their names, formatted and resolved once per combination (hosts run
+    /// under a handful of them).
+    fn ids_of(&mut self, sc: &SyscallInfo) -> &Ids {
+        let key = [sc.euid, sc.uid, sc.egid, sc.gid];
+        if !self.ids_cache.contains_key(&key) {
+            if self.ids_cache.len() >= MAX_ID_SETS {
+                self.ids_cache.clear();
+            }
+            let id = |v: Option<u32>| v.map_or_else(String::new, |v| v.to_string());
+            let names = &mut self.names;
+            let ids = Ids {
+                user_id: id(sc.euid),
+                user_name: sc.euid.and_then(|v| names.user(v)),
+                real_user_id: id(sc.uid),
+                real_user_name: sc.uid.and_then(|v| names.user(v)),
+                group_id: id(sc.egid),
+                group_name: sc.egid.and_then(|v| names.group(v)),
+                real_group_id: id(sc.gid),
+                real_group_name: sc.gid.and_then(|v| names.group(v)),
+            };
+            self.ids_cache.insert(key, ids);
+        }
+        &self.ids_cache[&key]
+    }
+
     /// The parent's current image: from the table, else (live) from `/proc` when the process
     /// there started before the child's exec.
     fn parent(&mut self, ppid: u32, child_time_ns: i64) -> Option<Arc<ProcessInfo>> {
@@ -173,7 +199,7 @@ impl AuditNormalizer {
             (Some(r), Some(c)) => (r.clone(), c),
             _ => return self.table.get(ppid, None),
         };
-        let (host_id, boot_id, names) = (&self.host_id, &self.boot_id, &mut self.names);
+        let (ids, names) = (self.ids, &mut self.names);
         self.table.get_or_fetch(ppid, None, |pid| {
             let (mut info, ticks) = procfs::read_process(&root, pid, &clock, names)?;
             if info
@@ -182,7 +208,7 @@ impl AuditNormalizer {
             {
                 return None;
             }
-            info.entity_id = entity_id(host_id, boot_id, pid, ticks);
+            info.entity_id = ids.id(pid, ticks);
             Some((info, ticks))
         })
     }

@@ -613,8 +613,9 @@ impl InFlight {
                     match f {
                         Ok(f) if f.key == b"proctitle" => match f.string() {
                             Ok(Some(s)) => {
-                                let n = s.len().min(cfg.max_proctitle_bytes);
-                                self.rec.proctitle = Some(s[..n].to_vec());
+                                let mut title = s.into_owned();
+                                title.truncate(cfg.max_proctitle_bytes);
+                                self.rec.proctitle = Some(title);
                             }
                             Ok(None) => {}
                             Err(_) => bad += 1,
@@ -745,27 +746,57 @@ impl InFlight {
                 Some(n) => n,
                 None => &mut carry,
             };
-            argv.bytes.reserve(room.min(f.raw.len() / 2 + 1));
-            for (i, &d) in f.raw.iter().enumerate() {
-                let Some(v) = hex_digit(d) else {
+            let bad_hex = |i: usize| ParseError {
+                offset: f.offset + i,
+                kind: crate::record::ParseErrorKind::BadHex,
+            };
+            let mut digits = f.raw;
+            let mut at = 0;
+            // A digit left over from the previous chunk pairs with this chunk's first.
+            if let (Some(hi), Some(&d)) = (*nibble, digits.first()) {
+                let Some(lo) = hex_digit(d) else {
                     argv.sync_last();
                     self.args.broken = true;
-                    return Err(ParseError {
-                        offset: f.offset + i,
-                        kind: crate::record::ParseErrorKind::BadHex,
-                    });
+                    return Err(bad_hex(0));
                 };
-                match nibble.take() {
-                    None => *nibble = Some(v),
-                    Some(hi) => {
-                        if room > 0 {
-                            argv.bytes.push(hi << 4 | v);
-                            room -= 1;
-                        } else {
-                            truncated = true;
-                        }
-                    }
+                *nibble = None;
+                if room > 0 {
+                    argv.bytes.push(hi << 4 | lo);
+                    room -= 1;
+                } else {
+                    truncated = true;
                 }
+                digits = &digits[1..];
+                at = 1;
+            }
+            let pairs = digits.len() / 2;
+            let keep = pairs.min(room);
+            let start = argv.bytes.len();
+            argv.bytes.resize(start + keep, 0);
+            let mut checked = crate::record::decode_hex_pairs(digits, &mut argv.bytes[start..]);
+            if checked.is_ok() && keep < pairs {
+                // Over the cap: the rest is dropped, but must still be hex.
+                truncated = true;
+                checked = match digits[2 * keep..2 * pairs]
+                    .iter()
+                    .position(|&d| hex_digit(d).is_none())
+                {
+                    Some(i) => Err(2 * keep + i),
+                    None => Ok(()),
+                };
+            }
+            if checked.is_ok() && digits.len() % 2 == 1 {
+                let last = digits.len() - 1;
+                match hex_digit(digits[last]) {
+                    Some(v) => *nibble = Some(v),
+                    None => checked = Err(last),
+                }
+            }
+            if let Err(i) = checked {
+                argv.bytes.truncate(start + (i / 2).min(keep));
+                argv.sync_last();
+                self.args.broken = true;
+                return Err(bad_hex(at + i));
             }
             if carry.is_some() {
                 self.args.broken = true;

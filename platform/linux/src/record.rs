@@ -530,28 +530,57 @@ fn parse_radix(digits: &[u8], radix: u32) -> Option<u64> {
 }
 
 /// Decode uppercase-or-lowercase hex pairs, appending to `out`. On error, the offset of the
-/// offending byte (an odd length reports the last byte).
+/// offending byte (an odd length reports the last byte) and `out` is left as it was.
 pub fn decode_hex_into(hex: &[u8], out: &mut Vec<u8>) -> Result<(), usize> {
     if hex.len() % 2 != 0 {
         return Err(hex.len().saturating_sub(1));
     }
-    out.reserve(hex.len() / 2);
-    for (i, pair) in hex.chunks_exact(2).enumerate() {
-        let hi = hex_digit(pair[0]).ok_or(i * 2)?;
-        let lo = hex_digit(pair[1]).ok_or(i * 2 + 1)?;
-        out.push(hi << 4 | lo);
+    let start = out.len();
+    out.resize(start + hex.len() / 2, 0);
+    match decode_hex_pairs(hex, &mut out[start..]) {
+        Ok(()) => Ok(()),
+        Err(i) => {
+            out.truncate(start);
+            Err(i)
+        }
+    }
+}
+
+/// Decode `2 * out.len()` hex digits of `hex` into `out`; on error, the offending byte's offset.
+/// One table lookup per digit and no per-byte capacity check: this is the hot loop of EXECVE and
+/// PROCTITLE records.
+pub(crate) fn decode_hex_pairs(hex: &[u8], out: &mut [u8]) -> Result<(), usize> {
+    for (i, (o, pair)) in out.iter_mut().zip(hex.chunks_exact(2)).enumerate() {
+        let (hi, lo) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
+        if (hi | lo) > 0x0f {
+            return Err(if hi > 0x0f { 2 * i } else { 2 * i + 1 });
+        }
+        *o = hi << 4 | lo;
     }
     Ok(())
 }
 
+/// Hex digit values; 0xff for every other byte.
+const HEX: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
 /// The value of one hex digit.
 pub(crate) fn hex_digit(d: u8) -> Option<u8> {
-    match d {
-        b'0'..=b'9' => Some(d - b'0'),
-        b'A'..=b'F' => Some(d - b'A' + 10),
-        b'a'..=b'f' => Some(d - b'a' + 10),
-        _ => None,
-    }
+    let v = HEX[usize::from(d)];
+    (v <= 0x0f).then_some(v)
 }
 
 #[cfg(test)]
