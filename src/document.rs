@@ -5,6 +5,8 @@
 //! objects or dotted keys). A rule compiled once evaluates against either; the lookup never
 //! allocates.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 /// One value of a field, borrowed from the document.
@@ -145,6 +147,30 @@ pub trait Document {
 
     /// The document in ECS JSON form, as an alert carries it.
     fn to_json(&self) -> Value;
+
+    /// An owned copy that outlives the call that saw the document: a sequence keeps its
+    /// earlier events this way until it completes. The default goes through [`Self::to_json`];
+    /// documents that can share their parts (`Arc`s) should override it.
+    fn retain(&self) -> Retained {
+        match self.to_json() {
+            Value::Object(map) => Arc::new(JsonDocument::new(map)),
+            other => {
+                let mut map = Map::new();
+                map.insert("execsentry.document".into(), other);
+                Arc::new(JsonDocument::new(map))
+            }
+        }
+    }
+}
+
+/// A document kept by stateful rules (sequences, samples, `| tail`), shared between every
+/// partial match that holds it.
+pub type Retained = Arc<dyn Document + Send + Sync>;
+
+impl std::fmt::Debug for dyn Document + Send + Sync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.to_json())
+    }
 }
 
 /// An ECS document as read from NDJSON, evaluated and passed through unchanged.
@@ -189,6 +215,10 @@ impl Document for JsonDocument {
 
     fn to_json(&self) -> Value {
         Value::Object(self.root.clone())
+    }
+
+    fn retain(&self) -> Retained {
+        Arc::new(self.clone())
     }
 }
 

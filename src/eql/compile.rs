@@ -20,7 +20,8 @@
 use regex::Regex;
 
 use super::ast::{
-    ArithOp, Category, CmpOp, Expr, ExprKind, Literal, MatchOp, Pipe, Query, QueryBody, Span,
+    ArithOp, Category, CmpOp, EventQuery, Expr, ExprKind, Literal, MatchOp, Pipe, Query, QueryBody,
+    Span,
 };
 use super::error::Error;
 use super::eval::Ctx;
@@ -46,20 +47,36 @@ pub struct Program {
     policy: MissingPolicy,
 }
 
-/// Compiles a parsed query.
+/// Compiles a parsed single-event query without pipes. Sequences, samples and pipes are
+/// stateful: [`super::query::compile_query`] compiles every shape.
 pub fn compile(query: &Query, options: &Options) -> Result<Program, Error> {
     let event = match &query.body {
         QueryBody::Event(e) => e,
-        QueryBody::Sequence(s) => return Err(Error::unsupported(s.span, "unsupported: sequence")),
-        QueryBody::Sample(s) => return Err(Error::unsupported(s.span, "unsupported: sample")),
+        QueryBody::Sequence(s) => {
+            return Err(Error::unsupported(
+                s.span,
+                "a sequence is stateful: compile it with eql::compile_query",
+            ))
+        }
+        QueryBody::Sample(s) => {
+            return Err(Error::unsupported(
+                s.span,
+                "a sample is stateful: compile it with eql::compile_query",
+            ))
+        }
     };
     if let Some(pipe) = query.pipes.first() {
         let (Pipe::Head(_, span) | Pipe::Tail(_, span)) = *pipe;
         return Err(Error::unsupported(
             span,
-            "unsupported: pipes (| head, | tail) on an event query; a detection sees one event at a time",
+            "pipes (| head, | tail) are stateful: compile the query with eql::compile_query",
         ));
     }
+    compile_event(event, options)
+}
+
+/// Compiles one `CATEGORY where CONDITION` (a whole query, or one item of a sequence or sample).
+pub(crate) fn compile_event(event: &EventQuery, options: &Options) -> Result<Program, Error> {
     let mut c = Compiler {
         pushdown: options.missing == MissingPolicy::EsPushdown,
         fields: Vec::new(),
@@ -113,6 +130,18 @@ impl Program {
         })
     }
 
+    /// Fields that must be present (non-null) for the condition to hold: a positive test of a
+    /// field is false on an absent field, an `and` needs what any operand needs, an `or` what
+    /// every operand needs; under `not` nothing is required. A coverage report uses this to
+    /// tell a rule that can never match a source's events from one that merely reads a field
+    /// the source never fills (in a negation, say). Sorted, each once.
+    pub fn required_fields(&self) -> Vec<&str> {
+        let mut out = required_fields(&self.root);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Category check and condition: some `event.category` value equals the query's category
     /// (case-sensitive), or the query is `any where`.
     #[inline]
@@ -150,6 +179,24 @@ pub struct Requirement {
     pub values: Vec<String>,
     /// Some of the tests fold ASCII case, so an index must too.
     pub insensitive: bool,
+}
+
+fn required_fields(node: &Node) -> Vec<&str> {
+    match node {
+        Node::Field { field, .. } | Node::Exists(field) => vec![field.as_str()],
+        Node::And(nodes) => nodes.iter().flat_map(required_fields).collect(),
+        Node::Or(nodes) => {
+            let mut iter = nodes.iter().map(required_fields);
+            let Some(mut common) = iter.next() else {
+                return Vec::new();
+            };
+            for other in iter {
+                common.retain(|f| other.contains(f));
+            }
+            common
+        }
+        Node::Const(_) | Node::Not(_) | Node::Value { .. } | Node::ValueExists(_) => Vec::new(),
+    }
 }
 
 /// The literal list `field` must be in for `node` to be true: one operand of an `and`
