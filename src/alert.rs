@@ -34,9 +34,9 @@
 //! | `observer.vendor` | keyword | `"execsentry"` |
 //! | `observer.type` | keyword | `"sensor"` |
 //! | `observer.version` | keyword | the execsentry version |
-//! | `agent.name` | keyword | the detecting host's name (`execsentry` when it has none); other `agent.*` fields of a replayed event are left as the collector wrote them |
-//! | `agent.type` | keyword | `"execsentry"` |
-//! | `agent.version` | keyword | the execsentry version |
+//! | `agent.name` | keyword | the detecting host's name (`execsentry` when it has none) — only when the event has no `agent` of its own: a replayed event keeps the collector's `agent.*` whole, and `observer.*` names the detector |
+//! | `agent.type` | keyword | `"execsentry"` (same condition) |
+//! | `agent.version` | keyword | the execsentry version (same condition) |
 //! | `execsentry.alert.id` | keyword | this alert's own id: a random (version 4) UUID, unique per alert |
 //!
 //! A sequence or sample alert is built the same way from the *last* event of the result (the
@@ -155,6 +155,10 @@ impl AlertBuilder {
         }
         set_threat(&mut alert, rule);
         let message = self.message(rule, doc);
+        // The collector's identity is a fact of the event: never mix it with ours.
+        let has_agent = alert
+            .keys()
+            .any(|k| k == "agent" || k.starts_with("agent."));
         let mut set = |path: &str, value: Value| set_path(&mut alert, path, value);
         set("message", message.into());
         set("observer.name", "execsentry".into());
@@ -162,9 +166,11 @@ impl AlertBuilder {
         set("observer.vendor", "execsentry".into());
         set("observer.type", "sensor".into());
         set("observer.version", VERSION.into());
-        set("agent.name", self.agent_name.clone().into());
-        set("agent.type", "execsentry".into());
-        set("agent.version", VERSION.into());
+        if !has_agent {
+            set("agent.name", self.agent_name.clone().into());
+            set("agent.type", "execsentry".into());
+            set("agent.version", VERSION.into());
+        }
         set("execsentry.alert.id", self.ids.next_uuid().into());
         alert
     }

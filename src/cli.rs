@@ -19,7 +19,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Watch every process execution on this machine and alert (Linux: kernel audit, as root).
+    /// Watch every process execution on this machine and alert (Linux: kernel audit; macOS:
+    /// Endpoint Security; as root).
     Run(RunArgs),
     /// Replay recorded events through the rules; alerts (NDJSON) to stdout or --alerts.
     Replay(ReplayArgs),
@@ -33,7 +34,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Where exec events come from; auto: multicast beside a registered audit daemon, else netlink.
+    /// Where exec events come from; auto: on Linux multicast beside a registered audit daemon,
+    /// else netlink; on macOS endpoint-security.
     #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
     pub source: SourceArg,
 
@@ -62,6 +64,8 @@ pub enum SourceArg {
     Multicast,
     /// Run as an auditd plugin: records on stdin.
     Audisp,
+    /// macOS: an Endpoint Security client (exec, fork, exit), as root with Full Disk Access.
+    EndpointSecurity,
 }
 
 #[derive(Debug, Args)]
@@ -117,4 +121,6 @@ pub enum FormatArg {
     Ecs,
     /// Linux audit log lines (audit.log raw or ENRICHED, or the auditd plugin stream).
     Audit,
+    /// macOS `eslogger exec fork exit` NDJSON.
+    Eslogger,
 }

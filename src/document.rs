@@ -5,7 +5,9 @@
 //! objects or dotted keys). A rule compiled once evaluates against either; the lookup never
 //! allocates.
 
-use std::sync::Arc;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -118,6 +120,8 @@ pub fn json_scalar(v: &Value) -> Option<Scalar<'_>> {
 pub struct FieldPath {
     dotted: Box<str>,
     known: Option<crate::event::KnownField>,
+    /// Process-wide number of this path, so per-event caches can be plain arrays.
+    id: u32,
 }
 
 impl FieldPath {
@@ -125,7 +129,13 @@ impl FieldPath {
         FieldPath {
             known: crate::event::KnownField::from_path(dotted),
             dotted: dotted.into(),
+            id: intern(dotted),
         }
+    }
+
+    /// The same number for the same path, everywhere in the process.
+    pub fn id(&self) -> u32 {
+        self.id
     }
 
     pub fn as_str(&self) -> &str {
@@ -135,6 +145,17 @@ impl FieldPath {
     pub fn known(&self) -> Option<crate::event::KnownField> {
         self.known
     }
+}
+
+/// Numbers field paths in the order they are first compiled (rule loading, not the hot path).
+fn intern(path: &str) -> u32 {
+    static IDS: OnceLock<Mutex<HashMap<Box<str>, u32>>> = OnceLock::new();
+    let mut ids = IDS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let next = ids.len() as u32;
+    *ids.entry(path.into()).or_insert(next)
 }
 
 /// Anything rules can be evaluated against.
@@ -202,11 +223,7 @@ impl JsonDocument {
 
 impl Document for JsonDocument {
     fn values(&self, field: &FieldPath) -> Values<'_> {
-        match lookup(&self.root, field.as_str()) {
-            None => Values::Missing,
-            Some(Value::Array(a)) => Values::Json(a),
-            Some(v) => json_scalar(v).map_or(Values::Missing, Values::One),
-        }
+        json_values(lookup(&self.root, field.as_str()))
     }
 
     fn timestamp_ns(&self) -> Option<i64> {
@@ -219,6 +236,65 @@ impl Document for JsonDocument {
 
     fn retain(&self) -> Retained {
         Arc::new(self.clone())
+    }
+}
+
+/// Paths whose lookups [`CachedJson`] remembers; later ones are looked up every time.
+const CACHED_FIELDS: usize = 256;
+
+/// A [`JsonDocument`] for the duration of one rule-set evaluation, remembering each field's
+/// lookup: a corpus of rules asks for the same few fields (`event.type`, `host.os.type`,
+/// `process.name`) hundreds of times per event, and walking a JSON tree for each is what
+/// dominated replay with many rules loaded.
+pub struct CachedJson<'a> {
+    doc: &'a JsonDocument,
+    cache: [Cell<Option<Option<&'a Value>>>; CACHED_FIELDS],
+}
+
+impl<'a> CachedJson<'a> {
+    pub fn new(doc: &'a JsonDocument) -> CachedJson<'a> {
+        CachedJson {
+            doc,
+            cache: [const { Cell::new(None) }; CACHED_FIELDS],
+        }
+    }
+
+    fn lookup(&self, field: &FieldPath) -> Option<&'a Value> {
+        let Some(slot) = self.cache.get(field.id() as usize) else {
+            return lookup(&self.doc.root, field.as_str());
+        };
+        if let Some(hit) = slot.get() {
+            return hit;
+        }
+        let found = lookup(&self.doc.root, field.as_str());
+        slot.set(Some(found));
+        found
+    }
+}
+
+impl Document for CachedJson<'_> {
+    fn values(&self, field: &FieldPath) -> Values<'_> {
+        json_values(self.lookup(field))
+    }
+
+    fn timestamp_ns(&self) -> Option<i64> {
+        self.doc.timestamp_ns
+    }
+
+    fn to_json(&self) -> Value {
+        self.doc.to_json()
+    }
+
+    fn retain(&self) -> Retained {
+        Arc::new(self.doc.clone())
+    }
+}
+
+fn json_values(found: Option<&Value>) -> Values<'_> {
+    match found {
+        None => Values::Missing,
+        Some(Value::Array(a)) => Values::Json(a),
+        Some(v) => json_scalar(v).map_or(Values::Missing, Values::One),
     }
 }
 
@@ -351,6 +427,41 @@ mod tests {
             Value::Object(m),
             json!({"event.kind": "alert", "rule": {"x": 1, "id": "r"},
                    "threat": {"framework": "MITRE ATT&CK"}})
+        );
+    }
+
+    #[test]
+    fn cached_lookups_agree_with_direct_ones() {
+        let d =
+            doc(json!({"process": {"name": "bash", "args": ["a", "b"]}, "event.type": "start"}));
+        let cached = CachedJson::new(&d);
+        for path in [
+            "process.name",
+            "process.args",
+            "event.type",
+            "missing.field",
+            "process.name",
+        ] {
+            let f = FieldPath::new(path);
+            let direct: Vec<Scalar> = d.values(&f).iter().collect();
+            assert_eq!(
+                cached.values(&f).iter().collect::<Vec<_>>(),
+                direct,
+                "{path}"
+            );
+            assert_eq!(
+                cached.values(&f).iter().collect::<Vec<_>>(),
+                direct,
+                "{path} (cached)"
+            );
+        }
+        assert_eq!(
+            FieldPath::new("process.name").id(),
+            FieldPath::new("process.name").id()
+        );
+        assert_ne!(
+            FieldPath::new("process.name").id(),
+            FieldPath::new("process.args").id()
         );
     }
 

@@ -38,12 +38,37 @@ fn uname() -> Option<(String, String, String)> {
 }
 
 /// `/etc/machine-id` on Linux (what Elastic agents report as `host.id`).
+#[cfg(not(target_os = "macos"))]
 fn host_id() -> Option<String> {
     ["/etc/machine-id", "/var/lib/dbus/machine-id"]
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
+}
+
+/// The hardware UUID on macOS (`gethostuuid`: the IOPlatformUUID that `system_profiler` shows),
+/// upper-case with dashes as Apple prints it.
+#[cfg(target_os = "macos")]
+fn host_id() -> Option<String> {
+    let mut id = [0u8; 16];
+    let wait = libc::timespec {
+        tv_sec: 1,
+        tv_nsec: 0,
+    };
+    // SAFETY: `id` is a writable uuid_t (16 bytes) and `wait` a valid timespec.
+    if unsafe { libc::gethostuuid(id.as_mut_ptr(), &wait) } != 0 {
+        return None;
+    }
+    let hex: String = id.iter().map(|b| format!("{b:02X}")).collect();
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
 }
 
 /// `ID` from os-release (`debian`, `ubuntu`, `rhel`...); `macos` on a Mac.

@@ -23,7 +23,10 @@ use execsentry::sink::{FileSink, Sink, StdoutSink};
 use execsentry::source::Format;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match system_extension_invocation() {
+        Some(args) => Cli::parse_from(args),
+        None => Cli::parse(),
+    };
     init_logging(cli.verbose);
     match run(cli) {
         Ok(code) => code,
@@ -32,6 +35,73 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Where alerts and the log go when macOS starts execsentry with no arguments
+/// (packaging/macos/README.md; the launchd daemon writes the same files).
+#[cfg(target_os = "macos")]
+const SYSTEM_EXTENSION_ALERTS: &str = "/Library/Logs/ExecSentry/alerts.ndjson";
+#[cfg(target_os = "macos")]
+const SYSTEM_EXTENSION_LOG: &str = "/Library/Logs/ExecSentry/execsentry.log";
+
+/// macOS starts the system extension's executable with no arguments: it then runs as
+/// `execsentry -v run --source endpoint-security --alerts /Library/Logs/ExecSentry/alerts.ndjson`,
+/// creating the directory if the installer did not. Nobody reads a system extension's standard
+/// error, so unless it is a terminal it is appended to `execsentry.log` beside the alerts.
+#[cfg(target_os = "macos")]
+fn system_extension_invocation() -> Option<Vec<std::ffi::OsString>> {
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| "execsentry".into());
+    if args.next().is_some() {
+        return None;
+    }
+    if let Some(dir) = Path::new(SYSTEM_EXTENSION_ALERTS).parent() {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("execsentry: cannot create {}: {e}", dir.display());
+        }
+    }
+    // SAFETY: isatty only inspects descriptor 2.
+    if unsafe { libc::isatty(2) } == 0 {
+        if let Err(e) = redirect_stderr(Path::new(SYSTEM_EXTENSION_LOG)) {
+            eprintln!("execsentry: cannot log to {SYSTEM_EXTENSION_LOG}: {e}");
+        }
+    }
+    let rest = [
+        "-v",
+        "run",
+        "--source",
+        "endpoint-security",
+        "--alerts",
+        SYSTEM_EXTENSION_ALERTS,
+    ];
+    Some(
+        std::iter::once(argv0)
+            .chain(rest.iter().map(Into::into))
+            .collect(),
+    )
+}
+
+/// Points standard error (the log, and every `eprintln!`) at `path`, appending.
+#[cfg(target_os = "macos")]
+fn redirect_stderr(path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)?;
+    // SAFETY: both descriptors are open; afterwards descriptor 2 refers to the log file, which
+    // stays open after `file` is dropped.
+    if unsafe { libc::dup2(file.as_raw_fd(), 2) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "macos"))]
+fn system_extension_invocation() -> Option<Vec<std::ffi::OsString>> {
+    None
 }
 
 fn init_logging(verbose: u8) {
@@ -306,6 +376,7 @@ fn replay(args: ReplayArgs) -> Result<ExitCode> {
         FormatArg::Auto => FormatChoice::Auto,
         FormatArg::Ecs => FormatChoice::Fixed(Format::Ecs),
         FormatArg::Audit => FormatChoice::Fixed(Format::Audit),
+        FormatArg::Eslogger => FormatChoice::Fixed(Format::Eslogger),
     };
     let mut replay = Replay::new(&rules, sink);
     let mut failure: Option<ReplayError> = None;
@@ -389,6 +460,13 @@ fn summary<S: Sink>(replay: &Replay<'_, S>, rules: &RuleSet) -> String {
             s.malformed - s.malformed_samples.len() as u64
         );
     }
+    if s.es_seq_gaps > 0 {
+        let _ = writeln!(
+            out,
+            "  lost:        {} Endpoint Security messages (eslogger sequence-number gaps)",
+            s.es_seq_gaps
+        );
+    }
     let _ = writeln!(out, "  alerts:      {}", s.alerts);
     let _ = writeln!(out, "  suppressed:  {} by throttle", s.suppressed);
     for (rule, n) in replay.throttle().suppressed_by_rule(rules) {
@@ -456,6 +534,9 @@ fn run_live(args: RunArgs) -> Result<ExitCode> {
             cli::SourceArg::Netlink => SourceChoice::Netlink,
             cli::SourceArg::Multicast => SourceChoice::Multicast,
             cli::SourceArg::Audisp => SourceChoice::Audisp,
+            cli::SourceArg::EndpointSecurity => {
+                bail!("--source endpoint-security exists only on macOS")
+            }
         },
         key: args.audit_key,
         stats_interval: Duration::from_secs(args.stats_interval.max(1)),
@@ -484,9 +565,67 @@ fn run_live(args: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[cfg(not(target_os = "linux"))]
+/// `execsentry run` on macOS: an Endpoint Security client, until SIGINT/SIGTERM.
+#[cfg(target_os = "macos")]
+fn run_live(args: RunArgs) -> Result<ExitCode> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use execsentry::source::es_live::{self, EsLiveOptions};
+
+    match args.source {
+        cli::SourceArg::Auto | cli::SourceArg::EndpointSecurity => {}
+        other => bail!(
+            "--source {} is a Linux audit source; on macOS use endpoint-security",
+            clap::ValueEnum::to_possible_value(&other)
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default()
+        ),
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        execsentry::pipeline::on_stop_signal(move |sig| {
+            log::info!("signal {sig}: stopping");
+            stop.store(true, Ordering::Relaxed);
+        })
+        .context("installing signal handling")?;
+    }
+    let (rules, rest) = RuleSet::from_reports(load_reports(&args.rules)?);
+    warn_not_loaded(&rest);
+    if rules.is_empty() {
+        bail!("no rules loaded; drop --no-builtin-rules or pass --rules PATH");
+    }
+    let opts = EsLiveOptions {
+        stats_interval: Duration::from_secs(args.stats_interval.max(1)),
+        ..EsLiveOptions::default()
+    };
+    let host = Arc::new(execsentry::host::local());
+    let result = match &args.alerts {
+        Some(path) => {
+            let sink = FileSink::open(path)
+                .with_context(|| format!("cannot open alerts file {}", path.display()))?;
+            es_live::run(&opts, &rules, sink, host, stop)
+        }
+        None => es_live::run(&opts, &rules, StdoutSink::new(), host, stop),
+    };
+    let counters = result?;
+    eprintln!("execsentry: stopped; {counters}");
+    if counters.lost() > 0 {
+        eprintln!(
+            "execsentry: warning: {} events may have been missed (dropped by the kernel {}, queue drops {})",
+            counters.lost(),
+            counters.serial_gaps,
+            counters.channel_drops
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 fn run_live(_args: RunArgs) -> Result<ExitCode> {
-    bail!("the live sensor is not available on this platform yet; use `execsentry replay`")
+    bail!("the live sensor is not available on this platform; use `execsentry replay`")
 }
 
 /// `execsentry audit-rules`: what `run` would install, as auditctl lines.

@@ -39,6 +39,13 @@ pub struct Counters {
     /// Alerts held back by a rule's `max_signals` per `interval`.
     pub suppressed: AtomicU64,
     pub sink_errors: AtomicU64,
+    /// Partial matches held by sequences and samples now, and the join keys they are under.
+    pub partial_matches: AtomicU64,
+    pub state_keys: AtomicU64,
+    /// Partial matches evicted at a rule's state cap (not expired: lost).
+    pub state_evicted: AtomicU64,
+    /// Events too late for sequences and samples (single-event rules still saw them).
+    pub late_events: AtomicU64,
 }
 
 /// A consistent-enough copy of [`Counters`] for logs and summaries.
@@ -55,6 +62,10 @@ pub struct Snapshot {
     pub alerts: u64,
     pub suppressed: u64,
     pub sink_errors: u64,
+    pub partial_matches: u64,
+    pub state_keys: u64,
+    pub state_evicted: u64,
+    pub late_events: u64,
 }
 
 impl Counters {
@@ -76,6 +87,10 @@ impl Counters {
             alerts: g(&self.alerts),
             suppressed: g(&self.suppressed),
             sink_errors: g(&self.sink_errors),
+            partial_matches: g(&self.partial_matches),
+            state_keys: g(&self.state_keys),
+            state_evicted: g(&self.state_evicted),
+            late_events: g(&self.late_events),
         }
     }
 }
@@ -92,7 +107,8 @@ impl fmt::Display for Snapshot {
         write!(
             f,
             "records={} bad_records={} events={} incomplete={} serial_gaps={} enobufs={} kernel_lost={} \
-             channel_drops={} alerts={} suppressed={} sink_errors={}",
+             channel_drops={} alerts={} suppressed={} sink_errors={} partial_matches={} \
+             state_keys={} state_evicted={} late_events={}",
             self.records,
             self.bad_records,
             self.events,
@@ -103,7 +119,11 @@ impl fmt::Display for Snapshot {
             self.channel_drops,
             self.alerts,
             self.suppressed,
-            self.sink_errors
+            self.sink_errors,
+            self.partial_matches,
+            self.state_keys,
+            self.state_evicted,
+            self.late_events
         )
     }
 }

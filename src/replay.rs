@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::alert::AlertBuilder;
-use crate::document::Document;
+use crate::document::{CachedJson, Document};
 use crate::eql::{Hit, StateStats};
 use crate::rules::{Rule, RuleSet, RuleState};
 use crate::sink::{Sink, SinkError};
@@ -72,6 +72,8 @@ pub struct Stats {
     pub incomplete: u64,
     /// Audit serials missing from the input.
     pub lost_serials: u64,
+    /// Endpoint Security messages missing from eslogger input (sequence-number gaps).
+    pub es_seq_gaps: u64,
     /// Events too late (behind the newest event time by more than the tolerance) for
     /// sequences and samples; single-event rules still saw them.
     pub late: u64,
@@ -94,6 +96,8 @@ pub struct Replay<'r, S> {
     /// in the next.
     #[cfg(target_os = "linux")]
     audit: Option<crate::source::linux_audit::AuditNormalizer>,
+    /// Likewise for eslogger inputs.
+    eslogger: Option<crate::source::eslogger::EsloggerState>,
 }
 
 impl<'r, S: Sink> Replay<'r, S> {
@@ -115,6 +119,7 @@ impl<'r, S: Sink> Replay<'r, S> {
             clock: None,
             #[cfg(target_os = "linux")]
             audit: None,
+            eslogger: None,
         }
     }
 
@@ -158,6 +163,32 @@ impl<'r, S: Sink> Replay<'r, S> {
         match format {
             Format::Ecs => self.ecs(name, input),
             Format::Audit => self.audit(name, input),
+            Format::Eslogger => self.eslogger(name, input),
+        }
+    }
+
+    /// eslogger NDJSON through the Endpoint Security normalizer; only execs reach the rules.
+    fn eslogger<R: Read>(&mut self, name: &str, input: R) -> Result<Flow, ReplayError> {
+        use crate::source::eslogger::{replay_input, EsloggerState};
+        let mut state = self.eslogger.take().unwrap_or_else(|| {
+            let host = std::sync::Arc::new(crate::host::local());
+            EsloggerState::new(host, crate::process_table::Limits::default())
+        });
+        let result = replay_input(input, name, self, &mut state);
+        self.eslogger = Some(state);
+        let (flow, input_stats) = result?;
+        self.stats.lines += input_stats.lines;
+        self.stats.bytes += input_stats.bytes;
+        self.stats.malformed += input_stats.malformed;
+        self.stats.es_seq_gaps += input_stats.seq_gaps;
+        for s in input_stats.malformed_samples {
+            if self.stats.malformed_samples.len() < MALFORMED_SAMPLES {
+                self.stats.malformed_samples.push(s);
+            }
+        }
+        match flow {
+            Flow::Continue => self.flush(),
+            Flow::Stop => Ok(Flow::Stop),
         }
     }
 
@@ -206,7 +237,7 @@ impl<'r, S: Sink> Replay<'r, S> {
             match item {
                 None => break,
                 Some(Ok(doc)) => {
-                    if self.event(&doc)? == Flow::Stop {
+                    if self.event(&CachedJson::new(&doc))? == Flow::Stop {
                         flow = Flow::Stop;
                         break;
                     }
@@ -307,6 +338,33 @@ impl<'r, S: Sink> Replay<'r, S> {
             Flow::Stop => Ok(Flow::Stop),
             Flow::Continue => self.flush(),
         }
+    }
+
+    /// Declares that every input of this replay (or live run) produces only events of
+    /// `categories`: stateful rules that need another category are not run (see
+    /// [`RuleState::only_categories`]). The live sensors produce `process` events only.
+    pub fn source_produces(mut self, categories: &[&str]) -> Self {
+        let inert = self.state.only_categories(self.rules, categories);
+        if inert > 0 {
+            log::info!(
+                "{inert} sequence/sample rules need events this source never produces; not run"
+            );
+        }
+        self
+    }
+
+    /// Copies the alert and state counters into the live pipeline's counters.
+    pub fn publish(&self, counters: &crate::pipeline::Counters) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let st = self.state.stats();
+        counters.alerts.store(self.stats.alerts, Relaxed);
+        counters.suppressed.store(self.stats.suppressed, Relaxed);
+        counters.partial_matches.store(st.pending, Relaxed);
+        counters.state_keys.store(st.keys, Relaxed);
+        counters.state_evicted.store(st.evicted_pending, Relaxed);
+        counters
+            .late_events
+            .store(self.state.late_events(), Relaxed);
     }
 
     /// Counters of the stateful rules (all rules summed).

