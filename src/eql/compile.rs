@@ -130,6 +130,23 @@ impl Program {
         })
     }
 
+    /// Like [`Program::requirement`], also taking wildcard patterns with a literal start
+    /// (`process.name : ("python*", "perl*")`, `like "php?.?"`): the values `field` must equal
+    /// or start with for the condition to hold. `None` when the query does not pin the field.
+    pub fn literals(&self, field: &str) -> Option<Literals> {
+        let mut lits = literals(&self.root, field)?;
+        for v in lits.exact.iter_mut().chain(lits.prefixes.iter_mut()) {
+            if lits.insensitive {
+                v.make_ascii_lowercase();
+            }
+        }
+        lits.exact.sort();
+        lits.exact.dedup();
+        lits.prefixes.sort();
+        lits.prefixes.dedup();
+        Some(lits)
+    }
+
     /// Fields that must be present (non-null) for the condition to hold: a positive test of a
     /// field is false on an absent field, an `and` needs what any operand needs, an `or` what
     /// every operand needs; under `not` nothing is required. A coverage report uses this to
@@ -172,6 +189,15 @@ impl Program {
     }
 }
 
+/// Values a field must take for a [`Program`] to match: one of `exact`, or a string starting
+/// with one of `prefixes` (ASCII-lowercased when `insensitive`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Literals {
+    pub exact: Vec<String>,
+    pub prefixes: Vec<String>,
+    pub insensitive: bool,
+}
+
 /// Literal values a field must take for a [`Program`] to match.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Requirement {
@@ -179,6 +205,46 @@ pub struct Requirement {
     pub values: Vec<String>,
     /// Some of the tests fold ASCII case, so an index must too.
     pub insensitive: bool,
+}
+
+fn literals(node: &Node, field: &str) -> Option<Literals> {
+    match node {
+        Node::Field { field: f, test } if f.as_str() == field => match test {
+            Test::In(set) if set.nums.is_empty() && set.bools == [false; 2] => Some(Literals {
+                exact: set.strs.iter().map(str::to_owned).collect(),
+                prefixes: Vec::new(),
+                insensitive: set.strs.insensitive(),
+            }),
+            Test::Wild(w) => {
+                let (exact, starts) = w.literal_starts()?;
+                Some(Literals {
+                    exact: exact.iter().map(str::to_owned).collect(),
+                    prefixes: starts
+                        .iter()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .collect(),
+                    insensitive: exact.insensitive(),
+                })
+            }
+            _ => None,
+        },
+        Node::And(nodes) => nodes.iter().find_map(|n| literals(n, field)),
+        Node::Or(nodes) => {
+            let mut all = Literals {
+                exact: Vec::new(),
+                prefixes: Vec::new(),
+                insensitive: false,
+            };
+            for n in nodes.iter() {
+                let l = literals(n, field)?;
+                all.exact.extend(l.exact);
+                all.prefixes.extend(l.prefixes);
+                all.insensitive |= l.insensitive;
+            }
+            Some(all)
+        }
+        _ => None,
+    }
 }
 
 fn required_fields(node: &Node) -> Vec<&str> {
