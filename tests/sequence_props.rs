@@ -34,6 +34,9 @@ const QUERIES: &[(&str, Option<i64>)] = &[
     ),
 ];
 
+/// (event number, timestamp, join key `k`) of an event in a result.
+type Facts = (i64, Option<i64>, Option<i64>);
+
 #[derive(Clone, Debug)]
 struct Ev {
     ts: Option<i64>,
@@ -100,7 +103,7 @@ proptest! {
             let mut st = q.new_state(&limits);
             let mut clock = Clock::new(limits.late_tolerance_ns);
             let docs: Vec<JsonDocument> = events.iter().enumerate().map(|(i, e)| doc(e, i)).collect();
-            let mut results: Vec<Vec<Option<(i64, Option<i64>, Option<i64>)>>> = Vec::new();
+            let mut results: Vec<Vec<Option<Facts>>> = Vec::new();
             let facts = |d: &dyn Document| {
                 let get = |f: &FieldPath| match d.values(f).first() {
                     Some(Scalar::Int(i)) => Some(i),
@@ -131,7 +134,7 @@ proptest! {
                 continue;
             }
             for r in &results {
-                let present: Vec<&(i64, Option<i64>, Option<i64>)> = r.iter().flatten().collect();
+                let present: Vec<&Facts> = r.iter().flatten().collect();
                 prop_assert!(!present.is_empty());
                 for w in present.windows(2) {
                     prop_assert!(w[0].0 < w[1].0, "{query}: events in arrival order: {r:?}");
