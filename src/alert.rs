@@ -39,8 +39,8 @@
 //! | `agent.version` | keyword | the execsentry version (same condition) |
 //! | `execsentry.alert.id` | keyword | this alert's own id: a random (version 4) UUID, unique per alert |
 //!
-//! A sequence or sample alert is built the same way from the *last* event of the result (the
-//! event that completed it), plus:
+//! A sequence or sample alert is built the same way from the event that completed the result
+//! (a sequence's last event; the sample event that filled its last empty filter), plus:
 //!
 //! | field | type | value |
 //! |---|---|---|

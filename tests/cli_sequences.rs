@@ -188,11 +188,12 @@ fn samples_and_tail_pipes() {
             )
         })
         .collect();
-    // The sample completes at a1 (events in filter order: a1, b1); the tail comes at the end.
+    // The sample completes at a1, which is on top (events in filter order: a1, b1); the tail
+    // comes at the end.
     assert_eq!(
         summary,
         [
-            ("smp-1".to_owned(), "b1".to_owned()),
+            ("smp-1".to_owned(), "a1".to_owned()),
             ("tail-1".to_owned(), "a2".to_owned())
         ]
     );

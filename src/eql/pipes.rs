@@ -123,6 +123,7 @@ mod tests {
             kind: MatchKind::Event,
             events: vec![],
             join_keys: vec![serde_json::json!(i)],
+            completed_by: 0,
         }
     }
 

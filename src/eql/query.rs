@@ -354,12 +354,18 @@ pub struct Match {
     pub events: Vec<Option<Retained>>,
     /// The join key values, as Elasticsearch reports them in `join_keys`.
     pub join_keys: Vec<Value>,
+    /// Which of `events` completed the result: a sequence's last positive event, the event
+    /// that filled a sample's last empty filter.
+    pub completed_by: usize,
 }
 
 impl Match {
-    /// The last event that is present: its fields are an alert's top-level fields.
+    /// The event that completed the result: its fields are an alert's top-level fields.
     pub fn last(&self) -> Option<&Retained> {
-        self.events.iter().rev().flatten().next()
+        self.events
+            .get(self.completed_by)
+            .and_then(Option::as_ref)
+            .or_else(|| self.events.iter().rev().flatten().next())
     }
 }
 
@@ -376,6 +382,7 @@ impl std::fmt::Debug for Match {
                     .collect::<Vec<_>>(),
             )
             .field("join_keys", &self.join_keys)
+            .field("completed_by", &self.completed_by)
             .finish()
     }
 }
@@ -470,6 +477,7 @@ impl QueryState {
                         kind: MatchKind::Event,
                         events: vec![Some(retain.get())],
                         join_keys: Vec::new(),
+                        completed_by: 0,
                     };
                     pipes.push(m, &mut |m| out(Hit::Match(m)));
                 }

@@ -69,6 +69,8 @@ pub(crate) struct SampleState {
     pending: usize,
     limits: StateLimits,
     key: Vec<u8>,
+    /// Event time of the next sweep of expired slots.
+    next_sweep: i64,
 }
 
 #[derive(Debug)]
@@ -99,6 +101,7 @@ impl SampleState {
             pending: 0,
             limits: *limits,
             key: Vec::new(),
+            next_sweep: i64::MIN,
         }
     }
 
@@ -116,6 +119,11 @@ impl SampleState {
     ) {
         let doc = retain.doc();
         let oldest = tick.safe.saturating_sub(sample.retention_ns);
+        if tick.safe >= self.next_sweep {
+            self.sweep(oldest, stats);
+            let every = (sample.retention_ns / 2).clamp(1_000_000_000, 60_000_000_000);
+            self.next_sweep = tick.safe.saturating_add(every);
+        }
         for (i, item) in sample.items.iter().enumerate() {
             if !item.program.matches(doc) || !item.keys.encode(doc, &mut self.key) {
                 continue;
@@ -150,6 +158,7 @@ impl SampleState {
                             .map(|s| s.map(|(_, e)| e))
                             .collect(),
                         join_keys: decode(&self.key),
+                        completed_by: i,
                     });
                 }
             }
@@ -158,12 +167,8 @@ impl SampleState {
         self.enforce_caps(oldest, stats);
     }
 
-    fn enforce_caps(&mut self, oldest: i64, stats: &mut StateStats) {
-        let over =
-            |s: &SampleState| s.table.len() > s.limits.max_keys || s.pending > s.limits.max_pending;
-        if !over(self) {
-            return;
-        }
+    /// Empties slots older than the retention, and drops keys left with none.
+    fn sweep(&mut self, oldest: i64, stats: &mut StateStats) {
         let pending = &mut self.pending;
         self.table.retain(|_, e| {
             let n = e.expire(oldest);
@@ -171,6 +176,15 @@ impl SampleState {
             stats.expired += n as u64;
             e.filled > 0
         });
+    }
+
+    fn enforce_caps(&mut self, oldest: i64, stats: &mut StateStats) {
+        let over =
+            |s: &SampleState| s.table.len() > s.limits.max_keys || s.pending > s.limits.max_pending;
+        if !over(self) {
+            return;
+        }
+        self.sweep(oldest, stats);
         while over(self) && self.table.len() > 0 {
             let n = (self.table.len() / 8).max(1);
             let pending = &mut self.pending;

@@ -205,6 +205,7 @@ impl Sequence {
                 .map(|s| if s.missing { None } else { positives.next() })
                 .collect(),
             join_keys: decode(key),
+            completed_by: self.last,
         }
     }
 }

@@ -181,10 +181,10 @@ impl Rule {
         self.query.as_event().and_then(Program::category)
     }
 
-    /// `process`, `any`, `sequence(process, network)`, `sample(file)`: what the query selects.
+    /// `process`, `any`, `sequence(process,network)`, `sample(file)`: what the query selects.
     pub fn shape(&self) -> String {
         let cats = match self.query.categories() {
-            Some(c) => c.join(", "),
+            Some(c) => c.join(","),
             None => "any".to_owned(),
         };
         match self.query.kind() {
