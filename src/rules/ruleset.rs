@@ -785,6 +785,14 @@ mod tests {
     }
 
     #[test]
+    fn the_set_is_shared_and_the_state_moves_between_threads() {
+        fn sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        sync::<RuleSet>();
+        send::<RuleState>();
+    }
+
+    #[test]
     fn many_candidates_keep_load_order() {
         let queries: Vec<String> = (0..200)
             .map(|i| format!(r#"process where process.name == "bash" and process.pid != {i}"#))
