@@ -202,10 +202,7 @@ impl<'r, S: Sink> Replay<'r, S> {
         });
         let result = crate::source::audit_live::replay_log(input, name, self, &mut normalizer);
         self.audit = Some(normalizer);
-        let log = result.map_err(|source| ReplayError::Read {
-            name: name.to_owned(),
-            source,
-        })?;
+        let (log, flow) = result?;
         self.stats.lines += log.lines;
         self.stats.malformed += log.malformed;
         self.stats.incomplete += log.incomplete;
@@ -215,7 +212,10 @@ impl<'r, S: Sink> Replay<'r, S> {
                 self.stats.malformed_samples.push(s);
             }
         }
-        self.flush()
+        match flow {
+            Flow::Continue => self.flush(),
+            Flow::Stop => Ok(Flow::Stop),
+        }
     }
 
     #[cfg(not(target_os = "linux"))]
