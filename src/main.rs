@@ -20,7 +20,7 @@ use execsentry::eql;
 use execsentry::pipeline::{SinkThreadOptions, Snapshot, StatsHook};
 use execsentry::replay::{Flow, FormatChoice, Replay, ReplayError};
 use execsentry::rules::load::{load_all, Outcome, Report};
-use execsentry::rules::RuleSet;
+use execsentry::rules::{coverage, RuleSet};
 use execsentry::sink::stats::StatsFile;
 use execsentry::sink::{FileOptions, FileSink, Sink, StdoutSink};
 use execsentry::source::Format;
@@ -150,13 +150,24 @@ fn rules_check(args: &RuleArgs) -> Result<ExitCode> {
     let reports = load_reports(args)?;
     let mut out = String::new();
     let mut counts = [0usize; 4];
+    let mut cover = [Tally::default(), Tally::default()];
     for report in &reports {
         let origin = &report.origin;
         let name = report.outcome.name().unwrap_or("-");
         match &report.outcome {
-            Outcome::Ok(_) => {
+            Outcome::Ok(rule) => {
                 counts[0] += 1;
                 let _ = writeln!(out, "ok           {origin}  {name}");
+                let verdicts: Vec<String> = coverage::SOURCES
+                    .iter()
+                    .zip(cover.iter_mut())
+                    .map(|(source, tally)| {
+                        let v = coverage::assess(rule, source);
+                        tally.add(&v);
+                        format!("{}: {v}", source.name)
+                    })
+                    .collect();
+                let _ = writeln!(out, "             {}", verdicts.join(" | "));
             }
             Outcome::Unsupported { problem, .. } => {
                 counts[1] += 1;
@@ -188,6 +199,34 @@ fn rules_check(args: &RuleArgs) -> Result<ExitCode> {
             }
         }
     }
+    if counts[0] > 0 {
+        let _ = writeln!(
+            out,
+            "coverage of the {} loaded (never fed: by first reason):",
+            plural(counts[0], "rule")
+        );
+        for (source, tally) in coverage::SOURCES.iter().zip(&cover) {
+            let _ = writeln!(
+                out,
+                "  {:<6} {} fed, {} never fed",
+                format!("{}:", source.name),
+                tally.fed,
+                tally.never
+            );
+            let mut reasons: Vec<(&String, &usize)> = tally.reasons.iter().collect();
+            reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for (why, n) in reasons.iter().take(COVERAGE_REASONS) {
+                let _ = writeln!(out, "           {n:>4}  {why}");
+            }
+            if reasons.len() > COVERAGE_REASONS {
+                let _ = writeln!(
+                    out,
+                    "           ... and {} other reasons",
+                    reasons.len() - COVERAGE_REASONS
+                );
+            }
+        }
+    }
     let _ = writeln!(
         out,
         "{}: {} ok, {} unsupported, {} skipped, {}",
@@ -205,6 +244,32 @@ fn rules_check(args: &RuleArgs) -> Result<ExitCode> {
     })
 }
 
+/// How many reasons for "never fed" the coverage summary lists per source.
+const COVERAGE_REASONS: usize = 8;
+
+/// Coverage counts for one source.
+#[derive(Default)]
+struct Tally {
+    fed: usize,
+    never: usize,
+    /// First reason → rules it keeps from being fed.
+    reasons: std::collections::HashMap<String, usize>,
+}
+
+impl Tally {
+    fn add(&mut self, v: &coverage::Verdict) {
+        match v {
+            coverage::Verdict::Fed { .. } => self.fed += 1,
+            coverage::Verdict::Never { reasons } => {
+                self.never += 1;
+                if let Some(first) = reasons.first() {
+                    *self.reasons.entry(first.clone()).or_default() += 1;
+                }
+            }
+        }
+    }
+}
+
 fn rules_list(args: &RuleArgs) -> Result<ExitCode> {
     let (set, rest) = RuleSet::from_reports(load_reports(args)?);
     let rows: Vec<[String; 5]> = set
@@ -214,7 +279,7 @@ fn rules_list(args: &RuleArgs) -> Result<ExitCode> {
             [
                 r.meta.rule_id.clone(),
                 r.meta.severity.to_string(),
-                r.category().unwrap_or("any").to_owned(),
+                r.shape(),
                 r.meta.name.clone(),
                 r.origin.to_string(),
             ]
@@ -331,6 +396,11 @@ fn replay(args: ReplayArgs) -> Result<ExitCode> {
             }
         }
     }
+    if failure.is_none() {
+        if let Err(e) = replay.end_of_input() {
+            failure = Some(e);
+        }
+    }
     eprint!("{}", summary(&replay, &rules));
     if let Err(e) = replay.finish() {
         failure.get_or_insert(e);
@@ -407,6 +477,28 @@ fn summary<S: Sink>(replay: &Replay<'_, S>, rules: &RuleSet) -> String {
             out,
             "    {} {} (max_signals {} per {}): {n}",
             rule.meta.rule_id, rule.meta.name, rule.meta.max_signals, rule.meta.interval
+        );
+    }
+    if rules.stateful_count() > 0 {
+        let st = replay.state_stats();
+        let _ = writeln!(
+            out,
+            "  stateful:    {} rules (sequences, samples, pipes): {} results, {} partial matches held (peak {}), {} keys",
+            rules.stateful_count(),
+            st.completed,
+            st.pending,
+            st.peak_pending,
+            st.keys
+        );
+        let _ = writeln!(
+            out,
+            "    dropped:   {} expired (maxspan), {} by until, {} by missing events, {} overwritten, {} out of order, {} late events",
+            st.expired, st.until, st.missing, st.overwritten, st.out_of_order, s.late
+        );
+        let _ = writeln!(
+            out,
+            "    evicted:   {} keys holding {} partial matches (state caps)",
+            st.evicted_keys, st.evicted_pending
         );
     }
     let _ = writeln!(out, "  elapsed:     {elapsed:.3} s");

@@ -48,6 +48,13 @@ pub struct Counters {
     pub sink_dropped: AtomicU64,
     /// Lines waiting in sink queues now (a gauge).
     pub sink_queued: AtomicU64,
+    /// Partial matches held by sequences and samples now, and the join keys they are under.
+    pub partial_matches: AtomicU64,
+    pub state_keys: AtomicU64,
+    /// Partial matches evicted at a rule's state cap (not expired: lost).
+    pub state_evicted: AtomicU64,
+    /// Events too late for sequences and samples (single-event rules still saw them).
+    pub late_events: AtomicU64,
 }
 
 /// A consistent-enough copy of [`Counters`] for logs, summaries and `--stats-json`.
@@ -66,6 +73,10 @@ pub struct Snapshot {
     pub sink_errors: u64,
     pub sink_dropped: u64,
     pub sink_queued: u64,
+    pub partial_matches: u64,
+    pub state_keys: u64,
+    pub state_evicted: u64,
+    pub late_events: u64,
 }
 
 impl Counters {
@@ -89,6 +100,10 @@ impl Counters {
             sink_errors: g(&self.sink_errors),
             sink_dropped: g(&self.sink_dropped),
             sink_queued: g(&self.sink_queued),
+            partial_matches: g(&self.partial_matches),
+            state_keys: g(&self.state_keys),
+            state_evicted: g(&self.state_evicted),
+            late_events: g(&self.late_events),
         }
     }
 }
@@ -105,7 +120,8 @@ impl fmt::Display for Snapshot {
         write!(
             f,
             "records={} bad_records={} events={} incomplete={} serial_gaps={} enobufs={} kernel_lost={} \
-             channel_drops={} alerts={} suppressed={} sink_errors={} sink_dropped={} sink_queued={}",
+             channel_drops={} alerts={} suppressed={} sink_errors={} sink_dropped={} sink_queued={} \
+             partial_matches={} state_keys={} state_evicted={} late_events={}",
             self.records,
             self.bad_records,
             self.events,
@@ -118,7 +134,11 @@ impl fmt::Display for Snapshot {
             self.suppressed,
             self.sink_errors,
             self.sink_dropped,
-            self.sink_queued
+            self.sink_queued,
+            self.partial_matches,
+            self.state_keys,
+            self.state_evicted,
+            self.late_events
         )
     }
 }

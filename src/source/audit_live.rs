@@ -449,7 +449,7 @@ fn evaluate<S: Sink + Send + 'static>(
         let (tx, thread) = spawn_sink(sink, sinks.1, Arc::clone(counters));
         (EventWriter::new(tx), thread)
     });
-    let mut replay = Replay::new(rules, channel_sink);
+    let mut replay = Replay::new(rules, channel_sink).source_produces(&["process"]);
     let mut asm = Assembler::new(config);
     let mut last_prune = Instant::now();
     let mut emit = |ev: AuditEvent| {
@@ -514,12 +514,10 @@ fn evaluate<S: Sink + Send + 'static>(
     counters
         .serial_gaps
         .store(s.lost_serials, Ordering::Relaxed);
-    counters
-        .alerts
-        .store(replay.stats().alerts, Ordering::Relaxed);
-    counters
-        .suppressed
-        .store(replay.stats().suppressed, Ordering::Relaxed);
+    if let Err(e) = replay.end_of_input() {
+        log::error!("{e}");
+    }
+    replay.publish(counters);
     match replay.finish() {
         Ok(channel_sink) => drop(channel_sink),
         Err(e) => log::error!("{e}"),

@@ -183,7 +183,7 @@ fn evaluate<S: Sink + Send + 'static>(
     sink_opts: SinkThreadOptions,
 ) -> Snapshot {
     let (channel_sink, sink_thread) = spawn_sink(sink, sink_opts, Arc::clone(counters));
-    let mut replay = Replay::new(rules, channel_sink);
+    let mut replay = Replay::new(rules, channel_sink).source_produces(&["process"]);
     let mut last_prune = Instant::now();
     loop {
         match rx.recv_timeout(Duration::from_millis(500)) {
@@ -201,20 +201,13 @@ fn evaluate<S: Sink + Send + 'static>(
         if last_prune.elapsed() >= PRUNE_EVERY {
             normalizer.prune(crate::time::now_ns(), is_alive);
             last_prune = Instant::now();
-            counters
-                .alerts
-                .store(replay.stats().alerts, Ordering::Relaxed);
-            counters
-                .suppressed
-                .store(replay.stats().suppressed, Ordering::Relaxed);
+            replay.publish(counters);
         }
     }
-    counters
-        .alerts
-        .store(replay.stats().alerts, Ordering::Relaxed);
-    counters
-        .suppressed
-        .store(replay.stats().suppressed, Ordering::Relaxed);
+    if let Err(e) = replay.end_of_input() {
+        log::error!("{e}");
+    }
+    replay.publish(counters);
     match replay.finish() {
         Ok(channel_sink) => drop(channel_sink),
         Err(e) => log::error!("{e}"),
