@@ -38,13 +38,25 @@
 //! | `agent.type` | keyword | `"execsentry"` (same condition) |
 //! | `agent.version` | keyword | the execsentry version (same condition) |
 //! | `execsentry.alert.id` | keyword | this alert's own id: a random (version 4) UUID, unique per alert |
+//!
+//! A sequence or sample alert is built the same way from the event that completed the result
+//! (a sequence's last event; the sample event that filled its last empty filter), plus:
+//!
+//! | field | type | value |
+//! |---|---|---|
+//! | `execsentry.sequence.kind` | keyword | `"sequence"` or `"sample"` |
+//! | `execsentry.sequence.events` | object array | every event of the result in query-item order (`runs` expanded), each its whole ECS document; a missing-event item `![...]` is the placeholder `{"missing": true}` |
+//! | `execsentry.sequence.join_keys` | array | the join key values, in `by` order (Elasticsearch's `join_keys`) |
+//!
+//! and `message` ends with `(the last of N events)`.
 
 use std::fs::File;
 use std::io::Read;
 
 use serde_json::{Map, Value};
 
-use crate::document::{set_path, Document, FieldPath, Scalar};
+use crate::document::{set_path, Document, FieldPath, JsonDocument, Scalar};
+use crate::eql::{Match, MatchKind};
 use crate::rules::{Rule, ThreatRef};
 
 /// The execsentry version written into `observer.version` and `agent.version`.
@@ -161,6 +173,63 @@ impl AlertBuilder {
         }
         set("execsentry.alert.id", self.ids.next_uuid().into());
         alert
+    }
+
+    /// The alert for a sequence or sample result (or a single event held by `| tail`).
+    pub fn build_match(&mut self, rule: &Rule, m: &Match, detected_ns: i64) -> Map<String, Value> {
+        let mut alert = match m.last() {
+            Some(doc) => self.build(rule, &**doc, detected_ns),
+            None => self.build(rule, &JsonDocument::new(Map::new()), detected_ns),
+        };
+        if m.kind == MatchKind::Event {
+            return alert;
+        }
+        let events: Vec<Value> = m
+            .events
+            .iter()
+            .map(|e| match e {
+                Some(doc) => doc.to_json(),
+                None => serde_json::json!({ "missing": true }),
+            })
+            .collect();
+        let present = m.events.iter().flatten().count();
+        if let Some(Value::String(message)) = alert.get_mut("message") {
+            if message.ends_with('.') {
+                message.pop();
+            }
+            message.push_str(&format!(" (the last of {present} events)."));
+        }
+        set_path(
+            &mut alert,
+            "execsentry.sequence.kind",
+            m.kind.as_str().into(),
+        );
+        set_path(
+            &mut alert,
+            "execsentry.sequence.events",
+            Value::Array(events),
+        );
+        set_path(
+            &mut alert,
+            "execsentry.sequence.join_keys",
+            Value::Array(m.join_keys.clone()),
+        );
+        alert
+    }
+
+    /// [`Self::write_ndjson`] for a sequence or sample result.
+    pub fn write_match_ndjson(
+        &mut self,
+        rule: &Rule,
+        m: &Match,
+        detected_ns: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), serde_json::Error> {
+        let alert = Value::Object(self.build_match(rule, m, detected_ns));
+        out.clear();
+        serde_json::to_writer(&mut *out, &alert)?;
+        out.push(b'\n');
+        Ok(())
     }
 
     /// Replaces `out` with the alert as one NDJSON line (ending in `\n`).

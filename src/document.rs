@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -168,6 +168,30 @@ pub trait Document {
 
     /// The document in ECS JSON form, as an alert carries it.
     fn to_json(&self) -> Value;
+
+    /// An owned copy that outlives the call that saw the document: a sequence keeps its
+    /// earlier events this way until it completes. The default goes through [`Self::to_json`];
+    /// documents that can share their parts (`Arc`s) should override it.
+    fn retain(&self) -> Retained {
+        match self.to_json() {
+            Value::Object(map) => Arc::new(JsonDocument::new(map)),
+            other => {
+                let mut map = Map::new();
+                map.insert("execsentry.document".into(), other);
+                Arc::new(JsonDocument::new(map))
+            }
+        }
+    }
+}
+
+/// A document kept by stateful rules (sequences, samples, `| tail`), shared between every
+/// partial match that holds it.
+pub type Retained = Arc<dyn Document + Send + Sync>;
+
+impl std::fmt::Debug for dyn Document + Send + Sync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.to_json())
+    }
 }
 
 /// An ECS document as read from NDJSON, evaluated and passed through unchanged.
@@ -208,6 +232,10 @@ impl Document for JsonDocument {
 
     fn to_json(&self) -> Value {
         Value::Object(self.root.clone())
+    }
+
+    fn retain(&self) -> Retained {
+        Arc::new(self.clone())
     }
 }
 
@@ -255,6 +283,10 @@ impl Document for CachedJson<'_> {
 
     fn to_json(&self) -> Value {
         self.doc.to_json()
+    }
+
+    fn retain(&self) -> Retained {
+        Arc::new(self.doc.clone())
     }
 }
 

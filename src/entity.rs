@@ -15,7 +15,7 @@ pub fn entity_id(host_id: &str, boot_id: &str, pid: u32, generation: u64) -> Str
 
 /// The entity ids of one host and boot: the hash of the host and boot ids is taken once, so each
 /// id only hashes the pid and generation.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct EntityIds {
     prefix: u128,
 }
@@ -75,6 +75,9 @@ mod tests {
         assert_ne!(entity_id("ab", "c", 1, 1), entity_id("a", "bc", 1, 1));
         // Pinned (checked with an independent FNV-1a in Python): ids must not change between releases.
         assert_eq!(entity_id("", "", 0, 0), "7f9d03a829edcd2a7f68358e8a58b619");
+        let ids = super::EntityIds::new("host", "boot");
+        assert_eq!(ids.id(42, 7), a);
+        assert_eq!(ids.id(1, 2), entity_id("host", "boot", 1, 2));
     }
 
     #[test]

@@ -382,6 +382,11 @@ impl Document for ProcessEvent {
         Some(self.timestamp_ns)
     }
 
+    /// Cheap: the process, parent and host facts are shared `Arc`s.
+    fn retain(&self) -> crate::document::Retained {
+        Arc::new(self.clone())
+    }
+
     fn to_json(&self) -> Value {
         let mut process = process_json(&self.process);
         let parent = match &self.parent {

@@ -6,6 +6,7 @@
 //! evaluated per event; matches become ECS alerts (`alert`) written by a sink (`sink`).
 
 pub mod alert;
+pub mod config;
 pub mod document;
 pub mod eql;
 pub mod event;

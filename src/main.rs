@@ -15,11 +15,14 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use cli::{AuditRulesArgs, Cli, Command, FormatArg, ReplayArgs, RuleArgs, RulesCommand, RunArgs};
+use execsentry::config::{Config, Overrides, SourceKind};
 use execsentry::eql;
+use execsentry::pipeline::{SinkThreadOptions, Snapshot, StatsHook};
 use execsentry::replay::{Flow, FormatChoice, Replay, ReplayError};
 use execsentry::rules::load::{load_all, Outcome, Report};
-use execsentry::rules::RuleSet;
-use execsentry::sink::{FileSink, Sink, StdoutSink};
+use execsentry::rules::{coverage, RuleSet};
+use execsentry::sink::stats::StatsFile;
+use execsentry::sink::{FileOptions, FileSink, Sink, StdoutSink};
 use execsentry::source::Format;
 
 fn main() -> ExitCode {
@@ -118,7 +121,7 @@ fn init_logging(verbose: u8) {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => run_live(args),
+        Command::Run(args) => run_live(*args),
         Command::AuditRules(args) => audit_rules(&args),
         Command::Replay(args) => replay(args),
         Command::Rules(RulesCommand::Check(args)) => rules_check(&args),
@@ -147,13 +150,24 @@ fn rules_check(args: &RuleArgs) -> Result<ExitCode> {
     let reports = load_reports(args)?;
     let mut out = String::new();
     let mut counts = [0usize; 4];
+    let mut cover = [Tally::default(), Tally::default()];
     for report in &reports {
         let origin = &report.origin;
         let name = report.outcome.name().unwrap_or("-");
         match &report.outcome {
-            Outcome::Ok(_) => {
+            Outcome::Ok(rule) => {
                 counts[0] += 1;
                 let _ = writeln!(out, "ok           {origin}  {name}");
+                let verdicts: Vec<String> = coverage::SOURCES
+                    .iter()
+                    .zip(cover.iter_mut())
+                    .map(|(source, tally)| {
+                        let v = coverage::assess(rule, source);
+                        tally.add(&v);
+                        format!("{}: {v}", source.name)
+                    })
+                    .collect();
+                let _ = writeln!(out, "             {}", verdicts.join(" | "));
             }
             Outcome::Unsupported { problem, .. } => {
                 counts[1] += 1;
@@ -185,6 +199,34 @@ fn rules_check(args: &RuleArgs) -> Result<ExitCode> {
             }
         }
     }
+    if counts[0] > 0 {
+        let _ = writeln!(
+            out,
+            "coverage of the {} loaded (never fed: by first reason):",
+            plural(counts[0], "rule")
+        );
+        for (source, tally) in coverage::SOURCES.iter().zip(&cover) {
+            let _ = writeln!(
+                out,
+                "  {:<6} {} fed, {} never fed",
+                format!("{}:", source.name),
+                tally.fed,
+                tally.never
+            );
+            let mut reasons: Vec<(&String, &usize)> = tally.reasons.iter().collect();
+            reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for (why, n) in reasons.iter().take(COVERAGE_REASONS) {
+                let _ = writeln!(out, "           {n:>4}  {why}");
+            }
+            if reasons.len() > COVERAGE_REASONS {
+                let _ = writeln!(
+                    out,
+                    "           ... and {} other reasons",
+                    reasons.len() - COVERAGE_REASONS
+                );
+            }
+        }
+    }
     let _ = writeln!(
         out,
         "{}: {} ok, {} unsupported, {} skipped, {}",
@@ -202,6 +244,32 @@ fn rules_check(args: &RuleArgs) -> Result<ExitCode> {
     })
 }
 
+/// How many reasons for "never fed" the coverage summary lists per source.
+const COVERAGE_REASONS: usize = 8;
+
+/// Coverage counts for one source.
+#[derive(Default)]
+struct Tally {
+    fed: usize,
+    never: usize,
+    /// First reason → rules it keeps from being fed.
+    reasons: std::collections::HashMap<String, usize>,
+}
+
+impl Tally {
+    fn add(&mut self, v: &coverage::Verdict) {
+        match v {
+            coverage::Verdict::Fed { .. } => self.fed += 1,
+            coverage::Verdict::Never { reasons } => {
+                self.never += 1;
+                if let Some(first) = reasons.first() {
+                    *self.reasons.entry(first.clone()).or_default() += 1;
+                }
+            }
+        }
+    }
+}
+
 fn rules_list(args: &RuleArgs) -> Result<ExitCode> {
     let (set, rest) = RuleSet::from_reports(load_reports(args)?);
     let rows: Vec<[String; 5]> = set
@@ -211,7 +279,7 @@ fn rules_list(args: &RuleArgs) -> Result<ExitCode> {
             [
                 r.meta.rule_id.clone(),
                 r.meta.severity.to_string(),
-                r.category().unwrap_or("any").to_owned(),
+                r.shape(),
                 r.meta.name.clone(),
                 r.origin.to_string(),
             ]
@@ -328,6 +396,11 @@ fn replay(args: ReplayArgs) -> Result<ExitCode> {
             }
         }
     }
+    if failure.is_none() {
+        if let Err(e) = replay.end_of_input() {
+            failure = Some(e);
+        }
+    }
     eprint!("{}", summary(&replay, &rules));
     if let Err(e) = replay.finish() {
         failure.get_or_insert(e);
@@ -406,20 +479,191 @@ fn summary<S: Sink>(replay: &Replay<'_, S>, rules: &RuleSet) -> String {
             rule.meta.rule_id, rule.meta.name, rule.meta.max_signals, rule.meta.interval
         );
     }
+    if rules.stateful_count() > 0 {
+        let st = replay.state_stats();
+        let _ = writeln!(
+            out,
+            "  stateful:    {} rules (sequences, samples, pipes): {} results, {} partial matches held (peak {}), {} keys",
+            rules.stateful_count(),
+            st.completed,
+            st.pending,
+            st.peak_pending,
+            st.keys
+        );
+        let _ = writeln!(
+            out,
+            "    dropped:   {} expired (maxspan), {} by until, {} by missing events, {} overwritten, {} out of order, {} late events",
+            st.expired, st.until, st.missing, st.overwritten, st.out_of_order, s.late
+        );
+        let _ = writeln!(
+            out,
+            "    evicted:   {} keys holding {} partial matches (state caps)",
+            st.evicted_keys, st.evicted_pending
+        );
+    }
     let _ = writeln!(out, "  elapsed:     {elapsed:.3} s");
     let _ = writeln!(out, "  events/s:    {rate:.0}");
     out
 }
 
-/// `execsentry run`: the live sensor, until SIGINT/SIGTERM.
-#[cfg(target_os = "linux")]
+/// `execsentry run`: the configuration file, overridden by flags; then the live sensor.
 fn run_live(args: RunArgs) -> Result<ExitCode> {
+    let print_config = args.print_config;
+    let (config, file) = effective_config(args)?;
+    if print_config {
+        let from = match &file {
+            Some(path) => format!("# {} with flags applied\n", path.display()),
+            None => "# no config file; defaults with flags applied\n".to_owned(),
+        };
+        print(&format!("{from}{}", config.to_toml()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(path) = &file {
+        log::info!("configuration from {}", path.display());
+    }
+    run_sensor(&config)
+}
+
+/// The config file (explicit, default path, or none) with the flags laid over it.
+fn effective_config(args: RunArgs) -> Result<(Config, Option<PathBuf>)> {
+    let (mut config, file) = Config::load(args.config.as_deref())?;
+    config.apply(Overrides {
+        source: args.source.map(|s| match s {
+            cli::SourceArg::Auto => SourceKind::Auto,
+            cli::SourceArg::Netlink => SourceKind::Netlink,
+            cli::SourceArg::Multicast => SourceKind::Multicast,
+            cli::SourceArg::Audisp => SourceKind::Audisp,
+            cli::SourceArg::EndpointSecurity => SourceKind::EndpointSecurity,
+        }),
+        rules: args.rules.rules,
+        builtin_rules: args.rules.no_builtin_rules.then_some(false),
+        max_signals: args.max_signals,
+        throttle_interval: args.throttle_interval,
+        alerts: args.alerts,
+        events: args.events,
+        group: args.file_group,
+        fsync: args.fsync,
+        rotate_size: args.rotate_size,
+        rotate_keep: args.rotate_keep,
+        alert_queue: args.alert_queue,
+        stats_interval: args.stats_interval,
+        stats_json: args.stats_json,
+        record_queue: args.record_queue,
+        alert_channel: args.alert_channel,
+        process_table: args.process_table,
+        audit_key: args.audit_key,
+        backlog_limit: args.backlog_limit,
+        backlog_wait_time: args.backlog_wait_time,
+        receive_buffer: args.receive_buffer,
+    });
+    Ok((config, file))
+}
+
+// What every live sensor does with the config: rules, outputs, the stats file, the last word.
+// (Only Linux and macOS have a live sensor; elsewhere these go unused.)
+
+/// The rules the config names, with the throttle override; an empty set is an error.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+fn load_rules(config: &Config) -> Result<RuleSet> {
+    let mut reports = load_all(
+        config.rules.builtin,
+        &config.rules.paths,
+        &eql::Options::default(),
+    )?;
+    config.throttle.apply(&mut reports);
+    let (rules, rest) = RuleSet::from_reports(reports);
+    warn_not_loaded(&rest);
+    if rules.is_empty() {
+        bail!(
+            "no rules loaded; drop --no-builtin-rules (rules.builtin = false) or pass --rules PATH"
+        );
+    }
+    Ok(rules)
+}
+
+/// How output files are written, with the group resolved.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+fn file_options(config: &Config) -> Result<FileOptions> {
+    config.file_options().with_context(|| {
+        format!(
+            "output.group {:?}",
+            config.output.group.as_deref().unwrap_or("")
+        )
+    })
+}
+
+/// An output named in the config: a file written as the config says, or stdout for `-`.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+fn open_output(
+    path: Option<&Path>,
+    what: &str,
+    options: &FileOptions,
+) -> Result<Box<dyn Sink + Send>> {
+    Ok(match path {
+        Some(p) if !Config::is_stdout(Some(p)) => Box::new(
+            FileSink::with_options(p, options.clone())
+                .with_context(|| format!("cannot open {what} file {}", p.display()))?,
+        ),
+        _ => Box::new(StdoutSink::new()),
+    })
+}
+
+/// `stats.json`: written once now, so a bad path fails before the sensor starts; then by the
+/// returned hook at every stats interval.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+fn stats_hook(config: &Config) -> Result<Option<StatsHook>> {
+    let Some(path) = &config.stats.json else {
+        return Ok(None);
+    };
+    let file = StatsFile::create(path, &Snapshot::default())
+        .with_context(|| format!("cannot write stats file {}", path.display()))?;
+    Ok(Some(StatsHook::new(move |snapshot| {
+        if let Err(e) = file.write(snapshot) {
+            log::warn!("cannot write stats file {}: {e}", file.path().display());
+        }
+    })))
+}
+
+/// The final counters: to the stats file, and a warning for output lines given up.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+fn finish_stats(counters: &Snapshot, hook: Option<&StatsHook>) {
+    if let Some(hook) = hook {
+        hook.call(counters);
+    }
+    if counters.sink_dropped > 0 {
+        eprintln!(
+            "execsentry: warning: {} output lines were not written (the output failed for longer than its queue could hold; {} write errors)",
+            counters.sink_dropped, counters.sink_errors
+        );
+    }
+}
+
+/// The alert sink thread as the config sizes it.
+#[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
+fn alert_sink_thread(config: &Config) -> SinkThreadOptions {
+    SinkThreadOptions {
+        channel: config.pipeline.alert_channel.0,
+        queue: config.output.queue.0,
+        ..SinkThreadOptions::alerts()
+    }
+}
+
+/// `execsentry run` on Linux: kernel audit, until SIGINT/SIGTERM.
+#[cfg(target_os = "linux")]
+fn run_sensor(config: &Config) -> Result<ExitCode> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    use std::time::Duration;
 
+    use execsentry::process_table::Limits;
     use execsentry::source::audit_live::{self, LiveOptions, SourceChoice, StopHandles};
 
+    let source = match config.source.kind {
+        SourceKind::Auto => SourceChoice::Auto,
+        SourceKind::Netlink => SourceChoice::Netlink,
+        SourceKind::Multicast => SourceChoice::Multicast,
+        SourceKind::Audisp => SourceChoice::Audisp,
+        SourceKind::EndpointSecurity => bail!("source endpoint-security exists only on macOS"),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let stoppers = Arc::new(StopHandles::default());
     {
@@ -431,35 +675,39 @@ fn run_live(args: RunArgs) -> Result<ExitCode> {
         })
         .context("installing signal handling")?;
     }
-    let (rules, rest) = RuleSet::from_reports(load_reports(&args.rules)?);
-    warn_not_loaded(&rest);
-    if rules.is_empty() {
-        bail!("no rules loaded; drop --no-builtin-rules or pass --rules PATH");
-    }
-    let opts = LiveOptions {
-        source: match args.source {
-            cli::SourceArg::Auto => SourceChoice::Auto,
-            cli::SourceArg::Netlink => SourceChoice::Netlink,
-            cli::SourceArg::Multicast => SourceChoice::Multicast,
-            cli::SourceArg::Audisp => SourceChoice::Audisp,
-            cli::SourceArg::EndpointSecurity => {
-                bail!("--source endpoint-security exists only on macOS")
-            }
+    let rules = load_rules(config)?;
+    let file_options = file_options(config)?;
+    let outputs = audit_live::Outputs {
+        alerts: open_output(config.output.alerts.as_deref(), "alerts", &file_options)?,
+        events: match config.output.events.as_deref() {
+            Some(p) => Some(open_output(Some(p), "events", &file_options)?),
+            None => None,
         },
-        key: args.audit_key,
-        stats_interval: Duration::from_secs(args.stats_interval.max(1)),
-        ..LiveOptions::default()
+    };
+    let on_stats = stats_hook(config)?;
+    let opts = LiveOptions {
+        source,
+        key: config.audit.key.0.clone(),
+        rcvbuf: usize::try_from(config.audit.receive_buffer.0).unwrap_or(usize::MAX),
+        backlog_limit: config.audit.backlog_limit,
+        backlog_wait_time: config.audit.backlog_wait_time,
+        stats_interval: config.stats.interval.0,
+        queue_batches: config.pipeline.record_queue.0,
+        table: Limits {
+            capacity: config.pipeline.process_table.0,
+            ..Limits::default()
+        },
+        sinks: (
+            alert_sink_thread(config),
+            SinkThreadOptions {
+                channel: config.pipeline.alert_channel.0,
+                ..SinkThreadOptions::events()
+            },
+        ),
+        on_stats: on_stats.clone(),
     };
     let host = Arc::new(execsentry::host::local());
-    let result = match &args.alerts {
-        Some(path) => {
-            let sink = FileSink::open(path)
-                .with_context(|| format!("cannot open alerts file {}", path.display()))?;
-            audit_live::run(&opts, &rules, sink, host, stop, &stoppers)
-        }
-        None => audit_live::run(&opts, &rules, StdoutSink::new(), host, stop, &stoppers),
-    };
-    let counters = result?;
+    let counters = audit_live::run(&opts, &rules, outputs, host, stop, &stoppers)?;
     eprintln!("execsentry: stopped; {counters}");
     if counters.lost() > 0 {
         eprintln!(
@@ -470,26 +718,25 @@ fn run_live(args: RunArgs) -> Result<ExitCode> {
             counters.channel_drops
         );
     }
+    finish_stats(&counters, on_stats.as_ref());
     Ok(ExitCode::SUCCESS)
 }
 
 /// `execsentry run` on macOS: an Endpoint Security client, until SIGINT/SIGTERM.
 #[cfg(target_os = "macos")]
-fn run_live(args: RunArgs) -> Result<ExitCode> {
+fn run_sensor(config: &Config) -> Result<ExitCode> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    use std::time::Duration;
 
+    use execsentry::process_table::Limits;
     use execsentry::source::es_live::{self, EsLiveOptions};
 
-    match args.source {
-        cli::SourceArg::Auto | cli::SourceArg::EndpointSecurity => {}
-        other => bail!(
-            "--source {} is a Linux audit source; on macOS use endpoint-security",
-            clap::ValueEnum::to_possible_value(&other)
-                .map(|v| v.get_name().to_owned())
-                .unwrap_or_default()
-        ),
+    match config.source.kind {
+        SourceKind::Auto | SourceKind::EndpointSecurity => {}
+        other => bail!("source {other:?} is a Linux audit source; on macOS use endpoint-security"),
+    }
+    if config.output.events.is_some() {
+        bail!("output.events (--events) is not written by the macOS sensor yet");
     }
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -500,25 +747,25 @@ fn run_live(args: RunArgs) -> Result<ExitCode> {
         })
         .context("installing signal handling")?;
     }
-    let (rules, rest) = RuleSet::from_reports(load_reports(&args.rules)?);
-    warn_not_loaded(&rest);
-    if rules.is_empty() {
-        bail!("no rules loaded; drop --no-builtin-rules or pass --rules PATH");
-    }
+    let rules = load_rules(config)?;
+    let sink = open_output(
+        config.output.alerts.as_deref(),
+        "alerts",
+        &file_options(config)?,
+    )?;
+    let on_stats = stats_hook(config)?;
     let opts = EsLiveOptions {
-        stats_interval: Duration::from_secs(args.stats_interval.max(1)),
+        stats_interval: config.stats.interval.0,
+        table: Limits {
+            capacity: config.pipeline.process_table.0,
+            ..Limits::default()
+        },
+        sink: alert_sink_thread(config),
+        on_stats: on_stats.clone(),
         ..EsLiveOptions::default()
     };
     let host = Arc::new(execsentry::host::local());
-    let result = match &args.alerts {
-        Some(path) => {
-            let sink = FileSink::open(path)
-                .with_context(|| format!("cannot open alerts file {}", path.display()))?;
-            es_live::run(&opts, &rules, sink, host, stop)
-        }
-        None => es_live::run(&opts, &rules, StdoutSink::new(), host, stop),
-    };
-    let counters = result?;
+    let counters = es_live::run(&opts, &rules, sink, host, stop)?;
     eprintln!("execsentry: stopped; {counters}");
     if counters.lost() > 0 {
         eprintln!(
@@ -528,11 +775,12 @@ fn run_live(args: RunArgs) -> Result<ExitCode> {
             counters.channel_drops
         );
     }
+    finish_stats(&counters, on_stats.as_ref());
     Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
-fn run_live(_args: RunArgs) -> Result<ExitCode> {
+fn run_sensor(_config: &Config) -> Result<ExitCode> {
     bail!("the live sensor is not available on this platform; use `execsentry replay`")
 }
 

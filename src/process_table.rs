@@ -65,6 +65,8 @@ pub struct ProcessTable {
     /// Images gone from the table that no one else holds, for [`ProcessTable::take_spare`].
     spares: Vec<Arc<ProcessInfo>>,
     max_spares: usize,
+    /// Scratch for eviction, kept so evicting does not allocate (it runs every capacity/8 inserts).
+    ages: Vec<(u64, u32)>,
 }
 
 impl ProcessTable {
@@ -78,6 +80,7 @@ impl ProcessTable {
             clock: 0,
             stats: TableStats::default(),
             spares: Vec::new(),
+            ages: Vec::new(),
             max_spares: 0,
         }
     }
@@ -227,21 +230,20 @@ impl ProcessTable {
     /// O(log n) per insert amortized instead of a scan per insert.
     fn evict_lru(&mut self) {
         let target = self.limits.capacity - self.limits.capacity / 8;
-        let mut ages: Vec<(u64, u32)> = self
-            .entries
-            .iter()
-            .map(|(&pid, e)| (e.last_used, pid))
-            .collect();
         let excess = self.entries.len().saturating_sub(target);
         if excess == 0 {
             return;
         }
+        let mut ages = std::mem::take(&mut self.ages);
+        ages.clear();
+        ages.extend(self.entries.iter().map(|(&pid, e)| (e.last_used, pid)));
         ages.select_nth_unstable(excess - 1);
         for &(_, pid) in &ages[..excess] {
             if let Some(e) = self.entries.remove(&pid) {
                 self.spare(e.info);
             }
         }
+        self.ages = ages;
         self.stats.evicted += excess as u64;
     }
 }

@@ -113,11 +113,6 @@ pub fn pids(root: &Path) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// Is `pid` running now?
-pub fn is_alive(root: &Path, pid: u32) -> bool {
-    root.join(pid.to_string()).exists()
-}
-
 /// `(ppid, starttime)` from `/proc/<pid>/stat`; the command name may contain spaces and
 /// parentheses, so fields are counted after its last `)`.
 fn parse_stat(stat: &[u8]) -> Option<(u32, u64)> {
@@ -197,6 +192,5 @@ mod tests {
         );
         assert!(ticks > 0);
         assert!(pids(Path::new("/proc")).contains(&me));
-        assert!(is_alive(Path::new("/proc"), me));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! The same steps the live pipeline takes per event — evaluate, throttle, build, write — without
 //! threads, so a replay is deterministic and `execsentry replay`, the benchmark and the fuzz
-//! target all drive this one code path.
+//! target all drive this one code path. A `Replay` owns the [`RuleState`] of the stateful rules
+//! (sequences, samples): [`Replay::end_of_input`] releases what waits for the end of input.
 
 use std::io::{BufReader, Read};
 use std::time::{Duration, Instant};
@@ -11,7 +12,8 @@ use thiserror::Error;
 
 use crate::alert::AlertBuilder;
 use crate::document::{CachedJson, Document};
-use crate::rules::RuleSet;
+use crate::eql::{Hit, StateStats};
+use crate::rules::{Rule, RuleSet, RuleState};
 use crate::sink::{Sink, SinkError};
 use crate::source::ecs_ndjson::NdjsonReader;
 use crate::source::{sniff, DetectError, Format};
@@ -72,11 +74,16 @@ pub struct Stats {
     pub lost_serials: u64,
     /// Endpoint Security messages missing from eslogger input (sequence-number gaps).
     pub es_seq_gaps: u64,
+    /// Events too late (behind the newest event time by more than the tolerance) for
+    /// sequences and samples; single-event rules still saw them.
+    pub late: u64,
 }
 
 /// One replay: rules, alert state and sink, reused across inputs.
 pub struct Replay<'r, S> {
     rules: &'r RuleSet,
+    state: RuleState,
+    ended: bool,
     alerts: AlertBuilder,
     throttle: Throttle,
     sink: S,
@@ -101,6 +108,8 @@ impl<'r, S: Sink> Replay<'r, S> {
     pub fn with_alerts(rules: &'r RuleSet, sink: S, alerts: AlertBuilder) -> Replay<'r, S> {
         Replay {
             rules,
+            state: rules.new_state(),
+            ended: false,
             alerts,
             throttle: Throttle::new(rules),
             sink,
@@ -112,6 +121,13 @@ impl<'r, S: Sink> Replay<'r, S> {
             audit: None,
             eslogger: None,
         }
+    }
+
+    /// Replaces the state of the stateful rules (other limits, or a source restriction made
+    /// with [`RuleState::only_categories`]).
+    pub fn with_state(mut self, state: RuleState) -> Self {
+        self.state = state;
+        self
     }
 
     /// Stamps every alert with `event.created` = `ns` instead of the clock.
@@ -186,10 +202,7 @@ impl<'r, S: Sink> Replay<'r, S> {
         });
         let result = crate::source::audit_live::replay_log(input, name, self, &mut normalizer);
         self.audit = Some(normalizer);
-        let log = result.map_err(|source| ReplayError::Read {
-            name: name.to_owned(),
-            source,
-        })?;
+        let (log, flow) = result?;
         self.stats.lines += log.lines;
         self.stats.malformed += log.malformed;
         self.stats.incomplete += log.incomplete;
@@ -199,7 +212,10 @@ impl<'r, S: Sink> Replay<'r, S> {
                 self.stats.malformed_samples.push(s);
             }
         }
-        self.flush()
+        match flow {
+            Flow::Continue => self.flush(),
+            Flow::Stop => Ok(Flow::Stop),
+        }
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -250,6 +266,7 @@ impl<'r, S: Sink> Replay<'r, S> {
         self.stats.events += 1;
         let Replay {
             rules,
+            state,
             alerts,
             throttle,
             sink,
@@ -258,31 +275,106 @@ impl<'r, S: Sink> Replay<'r, S> {
             clock,
             ..
         } = self;
-        let mut failure: Option<SinkError> = None;
-        rules.evaluate(doc, |rule| {
-            if failure.is_some() {
-                return;
-            }
-            let now = || clock.unwrap_or_else(crate::time::now_ns);
-            if !throttle.admit(rule, doc.timestamp_ns().unwrap_or_else(now)) {
-                stats.suppressed += 1;
-                return;
-            }
-            if let Err(e) = alerts.write_ndjson(rule, doc, now(), line) {
-                // Serializing a serde_json::Value cannot fail short of running out of memory.
-                log::error!("rule {}: cannot serialize alert: {e}", rule.meta.rule_id);
-                return;
-            }
-            match sink.write_line(line) {
-                Ok(()) => stats.alerts += 1,
-                Err(e) => failure = Some(e),
-            }
+        let mut out = Writer {
+            alerts,
+            throttle,
+            sink: &mut *sink,
+            line,
+            stats,
+            clock: *clock,
+            failure: None,
+        };
+        rules.evaluate_with_state(doc, state, |rule, hit| match hit {
+            Hit::Event(d) => out.write(rule, d.timestamp_ns(), |a, now, line| {
+                a.write_ndjson(rule, d, now, line)
+            }),
+            Hit::Match(m) => out.write(
+                rule,
+                m.last().and_then(|d| d.timestamp_ns()),
+                |a, now, line| a.write_match_ndjson(rule, m, now, line),
+            ),
         });
-        match failure {
-            None => Ok(Flow::Continue),
-            Some(SinkError::Closed) => Ok(Flow::Stop),
-            Some(e) => Err(ReplayError::Sink(e)),
+        let failure = out.failure;
+        self.stats.late = self.state.late_events();
+        out_result(failure)
+    }
+
+    /// The end of all input: writes what stateful rules held back (sequences waiting for a
+    /// trailing missing event's deadline, `| tail` results). Runs once; [`Replay::finish`]
+    /// calls it too.
+    pub fn end_of_input(&mut self) -> Result<Flow, ReplayError> {
+        if self.ended {
+            return Ok(Flow::Continue);
         }
+        self.ended = true;
+        let Replay {
+            rules,
+            state,
+            alerts,
+            throttle,
+            sink,
+            line,
+            stats,
+            clock,
+            ..
+        } = self;
+        let mut out = Writer {
+            alerts,
+            throttle,
+            sink: &mut *sink,
+            line,
+            stats,
+            clock: *clock,
+            failure: None,
+        };
+        rules.finish(state, |rule, m| {
+            out.write(
+                rule,
+                m.last().and_then(|d| d.timestamp_ns()),
+                |a, now, line| a.write_match_ndjson(rule, m, now, line),
+            )
+        });
+        match out_result(out.failure)? {
+            Flow::Stop => Ok(Flow::Stop),
+            Flow::Continue => self.flush(),
+        }
+    }
+
+    /// Declares that every input of this replay (or live run) produces only events of
+    /// `categories`: stateful rules that need another category are not run (see
+    /// [`RuleState::only_categories`]). The live sensors produce `process` events only.
+    pub fn source_produces(mut self, categories: &[&str]) -> Self {
+        let inert = self.state.only_categories(self.rules, categories);
+        if inert > 0 {
+            log::info!(
+                "{inert} sequence/sample rules need events this source never produces; not run"
+            );
+        }
+        self
+    }
+
+    /// Copies the alert and state counters into the live pipeline's counters.
+    pub fn publish(&self, counters: &crate::pipeline::Counters) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let st = self.state.stats();
+        counters.alerts.store(self.stats.alerts, Relaxed);
+        counters.suppressed.store(self.stats.suppressed, Relaxed);
+        counters.partial_matches.store(st.pending, Relaxed);
+        counters.state_keys.store(st.keys, Relaxed);
+        counters.state_evicted.store(st.evicted_pending, Relaxed);
+        counters
+            .late_events
+            .store(self.state.late_events(), Relaxed);
+    }
+
+    /// Counters of the stateful rules (all rules summed).
+    pub fn state_stats(&self) -> StateStats {
+        self.state.stats()
+    }
+
+    /// The stateful rules' state, for per-rule counters.
+    pub fn state(&self) -> &RuleState {
+        &self.state
     }
 
     fn flush(&mut self) -> Result<Flow, ReplayError> {
@@ -305,9 +397,57 @@ impl<'r, S: Sink> Replay<'r, S> {
         self.started.elapsed()
     }
 
-    /// Flushes the sink and returns it.
+    /// Writes what stateful rules held back, flushes the sink and returns it.
     pub fn finish(mut self) -> Result<S, ReplayError> {
+        self.end_of_input()?;
         self.flush()?;
         Ok(self.sink)
+    }
+}
+
+/// Throttles, builds and writes alerts; remembers the first sink failure.
+struct Writer<'a, S> {
+    alerts: &'a mut AlertBuilder,
+    throttle: &'a mut Throttle,
+    sink: &'a mut S,
+    line: &'a mut Vec<u8>,
+    stats: &'a mut Stats,
+    clock: Option<i64>,
+    failure: Option<SinkError>,
+}
+
+impl<S: Sink> Writer<'_, S> {
+    fn write(
+        &mut self,
+        rule: &Rule,
+        event_ns: Option<i64>,
+        build: impl FnOnce(&mut AlertBuilder, i64, &mut Vec<u8>) -> Result<(), serde_json::Error>,
+    ) {
+        if self.failure.is_some() {
+            return;
+        }
+        let clock = self.clock;
+        let now = || clock.unwrap_or_else(crate::time::now_ns);
+        if !self.throttle.admit(rule, event_ns.unwrap_or_else(now)) {
+            self.stats.suppressed += 1;
+            return;
+        }
+        if let Err(e) = build(self.alerts, now(), self.line) {
+            // Serializing a serde_json::Value cannot fail short of running out of memory.
+            log::error!("rule {}: cannot serialize alert: {e}", rule.meta.rule_id);
+            return;
+        }
+        match self.sink.write_line(self.line) {
+            Ok(()) => self.stats.alerts += 1,
+            Err(e) => self.failure = Some(e),
+        }
+    }
+}
+
+fn out_result(failure: Option<SinkError>) -> Result<Flow, ReplayError> {
+    match failure {
+        None => Ok(Flow::Continue),
+        Some(SinkError::Closed) => Ok(Flow::Stop),
+        Some(e) => Err(ReplayError::Sink(e)),
     }
 }

@@ -1,13 +1,13 @@
-//! Every EQL rule of a detection-rules checkout compiles or is reported unsupported — never
-//! Invalid (Elasticsearch accepts all of them). Set `DETECTION_RULES_DIR` to the `rules`
-//! directory (its `linux`, `macos` and `cross-platform` subdirectories are read); without it
-//! the test prints why it did nothing.
+//! Every EQL rule of a detection-rules checkout compiles — sequences and samples included, none
+//! unsupported, none invalid (Elasticsearch accepts all of them) — and evaluates: each query runs
+//! with its state over a small stream of events without panicking. Set `DETECTION_RULES_DIR` to
+//! the `rules` directory (its `linux`, `macos` and `cross-platform` subdirectories are read);
+//! without it the test prints why it did nothing.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use execsentry::eql::ast::{Query, QueryBody};
-use execsentry::eql::{compile, compile_str, parser, ErrorKind, Options};
+use execsentry::eql::{compile, compile_query_str, parser, Clock, Options, Retain, StateLimits};
 use execsentry::JsonDocument;
 
 fn rule_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -25,7 +25,7 @@ fn rule_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 #[test]
-fn every_single_event_rule_compiles() {
+fn every_rule_compiles_and_evaluates() {
     let Some(dir) = std::env::var_os("DETECTION_RULES_DIR") else {
         eprintln!("DETECTION_RULES_DIR is not set; skipping the rules corpus");
         return;
@@ -37,9 +37,9 @@ fn every_single_event_rule_compiles() {
     }
     files.sort();
     assert!(!files.is_empty(), "no rule files under {}", dir.display());
-    let empty = JsonDocument::new(serde_json::Map::new());
+    let stream = stream();
     let (mut ok, mut eql, mut items) = (0, 0, 0);
-    let mut unsupported: BTreeMap<String, usize> = BTreeMap::new();
+    let mut kinds = [0usize; 3];
     let mut failures = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
@@ -78,31 +78,289 @@ fn every_single_event_rule_compiles() {
                 ));
             }
         }
-        match compile_str(q, &Options::default()) {
-            Ok(p) => {
+        match compile_query_str(q, &Options::default()) {
+            Ok(compiled) => {
                 ok += 1;
-                // Evaluating on an event with no fields must not panic.
-                let _ = p.matches(&empty);
+                // Evaluating must not panic, with or without state.
+                let mut state = compiled.new_state(&StateLimits::default());
+                let mut clock = Clock::new(0);
+                for doc in &stream {
+                    let Some(tick) = clock.tick(execsentry::Document::timestamp_ns(doc)) else {
+                        continue;
+                    };
+                    let mut retain = Retain::new(doc);
+                    state.on_event(&compiled, tick, &mut retain, &mut |_| {});
+                }
+                state.flush(&compiled, &mut |_| {});
+                kinds[compiled.kind() as usize] += 1;
             }
             Err(errs) => {
                 let e = &errs[0];
-                if e.kind == ErrorKind::Unsupported {
-                    *unsupported.entry(e.message.clone()).or_default() += 1;
-                } else {
-                    failures.push(format!("{}: {:?}: {}", f.display(), e.kind, e.render(q)));
+                failures.push(format!("{}: {:?}: {}", f.display(), e.kind, e.render(q)));
+            }
+        }
+    }
+    eprintln!(
+        "{eql} EQL rules: {ok} compiled ({} event, {} sequence, {} sample), {} failed; \
+         {items} sequence/sample items compiled as event queries",
+        kinds[0],
+        kinds[1],
+        kinds[2],
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert_eq!(ok, eql);
+}
+
+/// A few events of several categories and shapes, sharing keys, a second apart.
+fn stream() -> Vec<JsonDocument> {
+    let events = [
+        serde_json::json!({"event": {"category": ["process"], "type": ["start"], "action": "exec"},
+            "host": {"id": "h", "os": {"type": "linux"}}, "process": {"name": "bash", "pid": 1,
+            "entity_id": "e1", "args": ["bash", "-c", "x"], "parent": {"name": "sshd", "pid": 0}},
+            "user": {"id": "0", "name": "root"}}),
+        serde_json::json!({"event": {"category": ["network"], "type": ["start"]},
+            "host": {"id": "h", "os": {"type": "linux"}}, "process": {"name": "bash", "pid": 1,
+            "entity_id": "e1"}, "source": {"ip": "10.0.0.1"}, "destination": {"ip": "8.8.8.8"}}),
+        serde_json::json!({"event": {"category": "file", "type": "creation"},
+            "host": {"id": "h", "os": {"type": "macos"}}, "file": {"path": "/tmp/x"},
+            "process": {"entity_id": "e1"}}),
+        serde_json::json!({}),
+    ];
+    (0..12)
+        .map(|i| {
+            let mut m = events[i % events.len()]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            m.insert(
+                "@timestamp".into(),
+                serde_json::json!(1_700_000_000_000i64 + i as i64 * 1000),
+            );
+            JsonDocument::new(m)
+        })
+        .collect()
+}
+
+/// The rule set's literal index (rules reached through the `process.name` etc. they pin) gives
+/// exactly the verdicts of trying every rule, on events named after every literal the corpus
+/// pins, in several cases.
+#[test]
+fn the_rule_index_never_changes_a_verdict() {
+    use execsentry::rules::load::load_path;
+    use execsentry::rules::RuleSet;
+    let Some(dir) = std::env::var_os("DETECTION_RULES_DIR") else {
+        eprintln!("DETECTION_RULES_DIR is not set; skipping the rules corpus");
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let mut reports = Vec::new();
+    for sub in ["linux", "macos", "cross-platform"] {
+        reports.extend(load_path(&dir.join(sub), &Options::default()).unwrap());
+    }
+    let (set, _) = RuleSet::from_reports(reports);
+    let mut names: Vec<String> = Vec::new();
+    for r in set.rules() {
+        for (_, p) in r.query().items() {
+            for field in ["process.name", "process.parent.name", "process.executable"] {
+                if let Some(l) = p.literals(field) {
+                    names.extend(l.exact);
+                    names.extend(l.prefixes.iter().map(|p| format!("{p}x")));
                 }
             }
         }
     }
-    let unsupported_total: usize = unsupported.values().sum();
-    eprintln!(
-        "{eql} EQL rules: {ok} compiled, {unsupported_total} unsupported, {} failed; \
-         {items} sequence/sample items compiled as event queries",
-        failures.len()
-    );
-    for (why, n) in &unsupported {
-        eprintln!("  unsupported ({n}): {why}");
+    names.sort();
+    names.dedup();
+    let mut docs = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        for variant in [n.clone(), n.to_uppercase()] {
+            let parent = &names[(i * 7) % names.len()];
+            docs.push(JsonDocument::new(
+                serde_json::json!({
+                    "event": {"category": ["process"], "type": ["start"], "action": "exec"},
+                    "host": {"os": {"type": "linux"}},
+                    "process": {"name": variant, "executable": format!("/usr/bin/{variant}"),
+                        "args": [variant, "-c", "x"], "command_line": format!("{variant} -c x"),
+                        "parent": {"name": parent, "executable": format!("/usr/sbin/{parent}")}}
+                })
+                .as_object()
+                .cloned()
+                .unwrap(),
+            ));
+        }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    assert_eq!(ok + unsupported_total, eql);
+    let mut hits = 0;
+    for d in &docs {
+        let mut indexed = Vec::new();
+        set.evaluate(d, |r| indexed.push(r.index()));
+        let brute: Vec<usize> = set
+            .rules()
+            .iter()
+            .filter(|r| r.program().is_some_and(|p| p.matches(d)))
+            .map(|r| r.index())
+            .collect();
+        assert_eq!(indexed, brute);
+        hits += brute.len();
+    }
+    eprintln!(
+        "{} rules ({:?} single-event/stateful reached through a literal index): same verdicts on {} events, {hits} matches",
+        set.len(),
+        set.indexed_count(),
+        docs.len()
+    );
+    assert!(hits > 0);
+}
+
+/// Stateful rules too: the rule set (which skips a sequence for events none of its items can
+/// match) gives the results of running every stateful rule on every event of its categories.
+#[test]
+fn the_stateful_index_never_changes_a_result() {
+    use execsentry::eql::Hit;
+    use execsentry::rules::load::load_path;
+    use execsentry::rules::RuleSet;
+    use execsentry::{Document, FieldPath, Scalar};
+    let Some(dir) = std::env::var_os("DETECTION_RULES_DIR") else {
+        eprintln!("DETECTION_RULES_DIR is not set; skipping the rules corpus");
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let mut reports = Vec::new();
+    for sub in ["linux", "macos", "cross-platform"] {
+        reports.extend(load_path(&dir.join(sub), &Options::default()).unwrap());
+    }
+    let (set, _) = RuleSet::from_reports(reports);
+    // For every stateful rule, its items' literal names in item order (a pass at completing
+    // it), then the same names shuffled among other rules' names.
+    // (burst, name): each item three times (for `runs`), one burst per rule.
+    let mut names: Vec<(usize, String)> = Vec::new();
+    for (burst, r) in set
+        .rules()
+        .iter()
+        .filter(|r| r.query().is_stateful())
+        .enumerate()
+    {
+        for (_, p) in r.query().items() {
+            let lit = ["process.name", "process.parent.name", "process.executable"]
+                .iter()
+                .find_map(|f| p.literals(f));
+            let name = match lit {
+                Some(l) => l
+                    .exact
+                    .first()
+                    .cloned()
+                    .or_else(|| l.prefixes.first().map(|p| format!("{p}x")))
+                    .unwrap_or_default(),
+                None => "unrelated".into(),
+            };
+            for _ in 0..3 {
+                names.push((burst, name.clone()));
+            }
+        }
+    }
+    let cats = ["process", "process", "network", "file", "authentication"];
+    let actions = [
+        "exec",
+        "executed",
+        "connection_attempted",
+        "creation",
+        "rename",
+        "ssh_login",
+    ];
+    let types = ["start", "creation", "change", "info"];
+    let n = names.len();
+    let docs: Vec<JsonDocument> = (0..n * 4)
+        .map(|i| {
+            let (burst, name) = if i < n {
+                names[i].clone()
+            } else {
+                (i % 7, names[(i * 13) % n].1.clone())
+            };
+            let parent = &names[(i * 7) % n].1;
+            JsonDocument::new(
+                serde_json::json!({
+                    "@timestamp": 1_700_000_000_000i64 + i as i64 * 100,
+                    "id": i,
+                    "event": {"category": [cats[i % cats.len()], "process"],
+                              "type": [types[i % types.len()], "start"],
+                              "action": actions[i % actions.len()],
+                              "outcome": if i % 3 == 0 { "failure" } else { "success" }},
+                    "host": {"id": "h", "os": {"type": "linux"}},
+                    "user": {"name": "root", "id": "0"},
+                    "source": {"ip": "10.0.0.1"},
+                    "destination": {"ip": "8.8.8.8"},
+                    "file": {"path": format!("/tmp/{name}"), "name": name, "extension": "sh"},
+                    "process": {"name": name, "executable": format!("/usr/bin/{name}"),
+                        "args": [name, "-c", "x"], "command_line": format!("{name} -c x"),
+                        "pid": burst, "entity_id": format!("e{burst}"),
+                        "parent": {"name": parent, "pid": burst,
+                                   "entity_id": format!("e{burst}")}}
+                })
+                .as_object()
+                .cloned()
+                .unwrap(),
+            )
+        })
+        .collect();
+    let id = FieldPath::new("id");
+    let ids = |events: &[Option<execsentry::document::Retained>]| -> Vec<i64> {
+        events
+            .iter()
+            .map(|e| match e.as_ref().and_then(|d| d.values(&id).first()) {
+                Some(Scalar::Int(i)) => i,
+                _ => -1,
+            })
+            .collect()
+    };
+    let mut via_set: Vec<(usize, Vec<i64>)> = Vec::new();
+    let mut state = set.new_state();
+    for d in &docs {
+        set.evaluate_with_state(d, &mut state, |rule, hit| {
+            if let Hit::Match(m) = hit {
+                via_set.push((rule.index(), ids(&m.events)));
+            }
+        });
+    }
+    set.finish(&mut state, |rule, m| {
+        via_set.push((rule.index(), ids(&m.events)))
+    });
+    let mut brute: Vec<(usize, Vec<i64>)> = Vec::new();
+    for rule in set.rules().iter().filter(|r| r.query().is_stateful()) {
+        let q = rule.query();
+        let mut st = q.new_state(&StateLimits::default());
+        let mut clock = Clock::new(StateLimits::default().late_tolerance_ns);
+        let cats = q.categories();
+        for d in &docs {
+            let Some(tick) = clock.tick(d.timestamp_ns()) else {
+                continue;
+            };
+            st.advance(q, tick.safe, &mut |m| {
+                brute.push((rule.index(), ids(&m.events)))
+            });
+            let event_cats = d.values(&FieldPath::new("event.category"));
+            let wanted = cats
+                .as_ref()
+                .is_none_or(|c| event_cats.any(|v| matches!(v, Scalar::Str(s) if c.contains(&s))));
+            if wanted {
+                let mut retain = Retain::new(d);
+                st.on_event(q, tick, &mut retain, &mut |hit| {
+                    if let Hit::Match(m) = hit {
+                        brute.push((rule.index(), ids(&m.events)));
+                    }
+                });
+            }
+        }
+        st.flush(q, &mut |m| brute.push((rule.index(), ids(&m.events))));
+    }
+    via_set.sort();
+    brute.sort();
+    eprintln!(
+        "{} stateful rules ({:?} indexed): {} results on {} events, the same either way",
+        set.stateful_count(),
+        set.indexed_count(),
+        brute.len(),
+        docs.len()
+    );
+    assert_eq!(via_set, brute);
+    assert!(!brute.is_empty());
 }

@@ -20,7 +20,8 @@
 use regex::Regex;
 
 use super::ast::{
-    ArithOp, Category, CmpOp, Expr, ExprKind, Literal, MatchOp, Pipe, Query, QueryBody, Span,
+    ArithOp, Category, CmpOp, EventQuery, Expr, ExprKind, Literal, MatchOp, Pipe, Query, QueryBody,
+    Span,
 };
 use super::error::Error;
 use super::eval::Ctx;
@@ -46,20 +47,36 @@ pub struct Program {
     policy: MissingPolicy,
 }
 
-/// Compiles a parsed query.
+/// Compiles a parsed single-event query without pipes. Sequences, samples and pipes are
+/// stateful: [`super::query::compile_query`] compiles every shape.
 pub fn compile(query: &Query, options: &Options) -> Result<Program, Error> {
     let event = match &query.body {
         QueryBody::Event(e) => e,
-        QueryBody::Sequence(s) => return Err(Error::unsupported(s.span, "unsupported: sequence")),
-        QueryBody::Sample(s) => return Err(Error::unsupported(s.span, "unsupported: sample")),
+        QueryBody::Sequence(s) => {
+            return Err(Error::unsupported(
+                s.span,
+                "a sequence is stateful: compile it with eql::compile_query",
+            ))
+        }
+        QueryBody::Sample(s) => {
+            return Err(Error::unsupported(
+                s.span,
+                "a sample is stateful: compile it with eql::compile_query",
+            ))
+        }
     };
     if let Some(pipe) = query.pipes.first() {
         let (Pipe::Head(_, span) | Pipe::Tail(_, span)) = *pipe;
         return Err(Error::unsupported(
             span,
-            "unsupported: pipes (| head, | tail) on an event query; a detection sees one event at a time",
+            "pipes (| head, | tail) are stateful: compile the query with eql::compile_query",
         ));
     }
+    compile_event(event, options)
+}
+
+/// Compiles one `CATEGORY where CONDITION` (a whole query, or one item of a sequence or sample).
+pub(crate) fn compile_event(event: &EventQuery, options: &Options) -> Result<Program, Error> {
     let mut c = Compiler {
         pushdown: options.missing == MissingPolicy::EsPushdown,
         fields: Vec::new(),
@@ -113,6 +130,35 @@ impl Program {
         })
     }
 
+    /// Like [`Program::requirement`], also taking wildcard patterns with a literal start
+    /// (`process.name : ("python*", "perl*")`, `like "php?.?"`): the values `field` must equal
+    /// or start with for the condition to hold. `None` when the query does not pin the field.
+    pub fn literals(&self, field: &str) -> Option<Literals> {
+        let mut lits = literals(&self.root, field)?;
+        for v in lits.exact.iter_mut().chain(lits.prefixes.iter_mut()) {
+            if lits.insensitive {
+                v.make_ascii_lowercase();
+            }
+        }
+        lits.exact.sort();
+        lits.exact.dedup();
+        lits.prefixes.sort();
+        lits.prefixes.dedup();
+        Some(lits)
+    }
+
+    /// Fields that must be present (non-null) for the condition to hold: a positive test of a
+    /// field is false on an absent field, an `and` needs what any operand needs, an `or` what
+    /// every operand needs; under `not` nothing is required. A coverage report uses this to
+    /// tell a rule that can never match a source's events from one that merely reads a field
+    /// the source never fills (in a negation, say). Sorted, each once.
+    pub fn required_fields(&self) -> Vec<&str> {
+        let mut out = required_fields(&self.root);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Category check and condition: some `event.category` value equals the query's category
     /// (case-sensitive), or the query is `any where`.
     #[inline]
@@ -143,6 +189,15 @@ impl Program {
     }
 }
 
+/// Values a field must take for a [`Program`] to match: one of `exact`, or a string starting
+/// with one of `prefixes` (ASCII-lowercased when `insensitive`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Literals {
+    pub exact: Vec<String>,
+    pub prefixes: Vec<String>,
+    pub insensitive: bool,
+}
+
 /// Literal values a field must take for a [`Program`] to match.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Requirement {
@@ -150,6 +205,64 @@ pub struct Requirement {
     pub values: Vec<String>,
     /// Some of the tests fold ASCII case, so an index must too.
     pub insensitive: bool,
+}
+
+fn literals(node: &Node, field: &str) -> Option<Literals> {
+    match node {
+        Node::Field { field: f, test } if f.as_str() == field => match test {
+            Test::In(set) if set.nums.is_empty() && set.bools == [false; 2] => Some(Literals {
+                exact: set.strs.iter().map(str::to_owned).collect(),
+                prefixes: Vec::new(),
+                insensitive: set.strs.insensitive(),
+            }),
+            Test::Wild(w) => {
+                let (exact, starts) = w.literal_starts()?;
+                Some(Literals {
+                    exact: exact.iter().map(str::to_owned).collect(),
+                    prefixes: starts
+                        .iter()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .collect(),
+                    insensitive: exact.insensitive(),
+                })
+            }
+            _ => None,
+        },
+        Node::And(nodes) => nodes.iter().find_map(|n| literals(n, field)),
+        Node::Or(nodes) => {
+            let mut all = Literals {
+                exact: Vec::new(),
+                prefixes: Vec::new(),
+                insensitive: false,
+            };
+            for n in nodes.iter() {
+                let l = literals(n, field)?;
+                all.exact.extend(l.exact);
+                all.prefixes.extend(l.prefixes);
+                all.insensitive |= l.insensitive;
+            }
+            Some(all)
+        }
+        _ => None,
+    }
+}
+
+fn required_fields(node: &Node) -> Vec<&str> {
+    match node {
+        Node::Field { field, .. } | Node::Exists(field) => vec![field.as_str()],
+        Node::And(nodes) => nodes.iter().flat_map(required_fields).collect(),
+        Node::Or(nodes) => {
+            let mut iter = nodes.iter().map(required_fields);
+            let Some(mut common) = iter.next() else {
+                return Vec::new();
+            };
+            for other in iter {
+                common.retain(|f| other.contains(f));
+            }
+            common
+        }
+        Node::Const(_) | Node::Not(_) | Node::Value { .. } | Node::ValueExists(_) => Vec::new(),
+    }
 }
 
 /// The literal list `field` must be in for `node` to be true: one operand of an `and`

@@ -5,6 +5,10 @@
 //! lists merged into one automaton, regexes translated from Lucene, case folded once) → a
 //! [`Program`] evaluated many times against any [`crate::document::Document`] without allocating.
 //!
+//! Sequences, samples and pipes remember events: [`query::compile_query`] compiles every query
+//! shape into a shared, immutable [`Compiled`], and each evaluator keeps a [`QueryState`] per
+//! stateful rule ([`sequence`], [`sample`], [`join`] keys, `pipes`), bounded by [`StateLimits`].
+//!
 //! Semantics follow Elasticsearch, not the Python `eql` package (design.md §5,
 //! reference/eql.md §1): case-sensitive by default, `:`/`~` forms insensitive, wildcards match the
 //! whole value, any element of an array may satisfy a predicate while `!=`/`not` negate the whole,
@@ -15,13 +19,22 @@ pub mod compile;
 pub mod error;
 mod eval;
 pub mod functions;
+pub(crate) mod join;
 pub mod lexer;
 pub mod lucene;
 pub mod parser;
+mod pipes;
+pub mod query;
+pub mod sample;
+pub mod sequence;
 pub mod wildcard;
 
 pub use compile::{compile, Program};
 pub use error::{Error, ErrorKind};
+pub use query::{
+    compile_query, compile_query_str, Clock, Compiled, Hit, Match, MatchKind, QueryState, Retain,
+    StateLimits, StateStats, Tick,
+};
 
 /// How predicates on absent fields behave.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -169,6 +169,11 @@ pub struct WildcardSet {
     /// `*x*`.
     infix_ac: Option<AhoCorasick>,
     globs: Vec<Glob>,
+    /// What every matching value starts with, when each pattern has a literal start: the
+    /// exact patterns are in `exact`, these are the prefix patterns' literals and the literal
+    /// starts of the general ones (folded when insensitive). `None` when some pattern can
+    /// match a value with any start (`*x`, `*x*`, `*`, `?x`).
+    leads: Option<Vec<Box<[u8]>>>,
 }
 
 impl WildcardSet {
@@ -182,6 +187,7 @@ impl WildcardSet {
         let mut suffixes: Vec<Box<[u8]>> = Vec::new();
         let mut infixes: Vec<&str> = Vec::new();
         let mut globs = Vec::new();
+        let mut leads: Option<Vec<Box<[u8]>>> = Some(Vec::new());
         let fold = |s: &str| -> Box<[u8]> {
             let mut b = s.as_bytes().to_vec();
             if insensitive {
@@ -190,7 +196,18 @@ impl WildcardSet {
             b.into_boxed_slice()
         };
         for p in patterns {
-            match Shape::of(p) {
+            let shape = Shape::of(p);
+            let lead = &p[..p.find(['*', '?']).unwrap_or(p.len())];
+            match shape {
+                Shape::Exact => {}
+                Shape::Prefix(_) | Shape::General if !lead.is_empty() => {
+                    if let Some(l) = &mut leads {
+                        l.push(fold(lead));
+                    }
+                }
+                _ => leads = None,
+            }
+            match shape {
                 Shape::Exact => exact.push(p),
                 Shape::Any => any = true,
                 Shape::Prefix(x) => prefixes.push(fold(x)),
@@ -239,7 +256,17 @@ impl WildcardSet {
             suffixes,
             infix_ac,
             globs,
+            leads,
         })
+    }
+
+    /// Exact patterns and literal starts that together cover every value this set matches:
+    /// a value matches only if it equals one of the first or starts with one of the second
+    /// (compared ASCII-folded when [`StrSet::insensitive`]). `None` when some pattern may match
+    /// a value with any start. For rule indexes.
+    pub fn literal_starts(&self) -> Option<(&StrSet, &[Box<[u8]>])> {
+        let leads = self.leads.as_deref()?;
+        Some((&self.exact, leads))
     }
 
     /// The patterns, when all of them are wildcard-free: the set is then an exact-string set.

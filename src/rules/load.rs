@@ -414,13 +414,16 @@ fn build(src: &str, raw: RawFile, options: &eql::Options) -> Outcome {
             name: Some(name),
             problems: vec![problem],
         },
-        Ok((meta, query_span)) => match eql::compile_str(&meta.query, options) {
-            Ok(program) => Outcome::Ok(Box::new(Rule {
-                meta,
-                origin: Origin::Builtin(""),
-                program,
-                index: usize::MAX,
-            })),
+        Ok((meta, query_span)) => match eql::compile_query_str(&meta.query, options) {
+            Ok(mut query) => {
+                query.set_sample_retention(lookback_ns(&meta));
+                Outcome::Ok(Box::new(Rule {
+                    meta,
+                    origin: Origin::Builtin(""),
+                    query,
+                    index: usize::MAX,
+                }))
+            }
             Err(errors) => {
                 let mut problems: Vec<Problem> = errors
                     .iter()
@@ -559,6 +562,16 @@ fn meta_from(src: &str, raw: RawFile) -> Result<(RuleMeta, Range<usize>), Proble
         threat,
     };
     Ok((meta, query_span))
+}
+
+/// The window one run of the rule searches in Elastic: `from = "now-9m"` is 9 minutes; without
+/// a (parseable) `from`, the rule's `interval`. Samples wait this long for their other events.
+pub fn lookback_ns(meta: &RuleMeta) -> i64 {
+    meta.from
+        .as_deref()
+        .and_then(|f| f.strip_prefix("now-"))
+        .and_then(parse_interval)
+        .unwrap_or(meta.interval_ns)
 }
 
 /// `30s`, `5m`, `1h`, `1d` → nanoseconds.

@@ -3,9 +3,12 @@
 //! [`load`] reads files and directories and reports every rule as loaded, unsupported, skipped
 //! (not EQL) or in error — with the rule file's own line and column — never silently dropping one.
 //! [`RuleSet`] holds the rules that compiled and hands each event only to the rules that can match
-//! it. [`builtin`] is the rule pack compiled into the binary.
+//! it; stateful rules (sequences, samples, pipes) keep what they remember in a [`RuleState`]
+//! owned by the caller. [`coverage`] tells, per rule, whether this sensor's sources can ever
+//! feed it. [`builtin`] is the rule pack compiled into the binary.
 
 pub mod builtin;
+pub mod coverage;
 pub mod load;
 pub mod ruleset;
 mod toml_string;
@@ -13,10 +16,10 @@ mod toml_string;
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::eql::Program;
+use crate::eql::{Compiled, MatchKind, Program};
 
 pub use load::{load_builtin, load_path, Outcome, Problem, Report};
-pub use ruleset::RuleSet;
+pub use ruleset::{RuleSet, RuleState};
 
 /// Elastic's severity levels and the `event.severity` number each maps to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -156,19 +159,38 @@ pub struct RuleMeta {
 pub struct Rule {
     pub meta: RuleMeta,
     pub origin: Origin,
-    pub(crate) program: Program,
+    pub(crate) query: Compiled,
     /// Position in its [`RuleSet`], for per-rule state such as throttling.
     pub(crate) index: usize,
 }
 
 impl Rule {
-    pub fn program(&self) -> &Program {
-        &self.program
+    /// The compiled query, of any shape.
+    pub fn query(&self) -> &Compiled {
+        &self.query
     }
 
-    /// The event category the query selects (`None` for `any`).
+    /// The program of a single-event rule; `None` for sequences and samples.
+    pub fn program(&self) -> Option<&Program> {
+        self.query.as_event()
+    }
+
+    /// The event category a single-event query selects; `None` for `any` and for sequences and
+    /// samples (see [`Rule::shape`]).
     pub fn category(&self) -> Option<&str> {
-        self.program.category()
+        self.query.as_event().and_then(Program::category)
+    }
+
+    /// `process`, `any`, `sequence(process,network)`, `sample(file)`: what the query selects.
+    pub fn shape(&self) -> String {
+        let cats = match self.query.categories() {
+            Some(c) => c.join(","),
+            None => "any".to_owned(),
+        };
+        match self.query.kind() {
+            MatchKind::Event => cats,
+            kind => format!("{}({cats})", kind.as_str()),
+        }
     }
 
     /// Dense index within the owning [`RuleSet`] (0..len).

@@ -1,16 +1,22 @@
-//! Where alert lines go: stdout, a file, or nowhere (benchmarks).
+//! Where alert (and event) lines go: stdout, a file (rotated), or nowhere (benchmarks); and the
+//! stats file.
 //!
 //! Every sink receives complete NDJSON lines and follows the [`Sink`] contract, so the pipeline
 //! never needs to know which one it drives.
 
+pub mod events;
 pub mod file;
+pub mod rotate;
+pub mod stats;
 pub mod stdout;
 
 use std::io;
 
 use thiserror::Error;
 
-pub use file::FileSink;
+pub use events::EventWriter;
+pub use file::{FileOptions, FileSink, Fsync};
+pub use rotate::Rotation;
 pub use stdout::StdoutSink;
 
 /// A destination for NDJSON lines.
@@ -24,11 +30,18 @@ pub use stdout::StdoutSink;
 ///   exiting; a sink must not lose buffered lines when it is flushed then dropped.
 /// - [`SinkError::Closed`] means the reader went away (a closed pipe, e.g. `| head`): the
 ///   caller stops producing output quietly and exits normally; nothing is wrong with the input.
-/// - [`SinkError::Io`] means a line could not be written (disk full, permission): alerts must
-///   not vanish silently, so the caller reports it and stops with a failure.
+/// - [`SinkError::Io`] means the line was not written (disk full, permission, a removed
+///   directory) and nothing of it was left behind, so the caller may retry the same line later
+///   (the live sink thread does, holding alerts in a bounded queue) or stop with a failure
+///   (`replay` does): alerts must not vanish silently.
+/// - [`Sink::idle`] is called at least every few hundred milliseconds while no line arrives,
+///   for time-based work (an fsync interval); the default does nothing.
 pub trait Sink {
     fn write_line(&mut self, line: &[u8]) -> Result<(), SinkError>;
     fn flush(&mut self) -> Result<(), SinkError>;
+    fn idle(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Error)]
@@ -96,6 +109,10 @@ impl<S: Sink + ?Sized> Sink for &mut S {
     fn flush(&mut self) -> Result<(), SinkError> {
         (**self).flush()
     }
+
+    fn idle(&mut self) -> Result<(), SinkError> {
+        (**self).idle()
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for Box<S> {
@@ -105,5 +122,9 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
 
     fn flush(&mut self) -> Result<(), SinkError> {
         (**self).flush()
+    }
+
+    fn idle(&mut self) -> Result<(), SinkError> {
+        (**self).idle()
     }
 }

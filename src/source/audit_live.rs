@@ -16,17 +16,18 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use execsentry_linux::control::{AuditConfigGuard, Control, LostCounter, StatusChange};
-use execsentry_linux::netlink::{Received, RecordSocket, SocketOptions, Stopper};
+use execsentry_linux::netlink::{daemon_alive, Received, RecordSocket, SocketOptions, Stopper};
 use execsentry_linux::reader::{LineErrorKind, LineReader};
 use execsentry_linux::{parse_body, parse_line, Arch, Assembler, AssemblerConfig, AuditEvent};
 use thiserror::Error;
 
 use crate::event::HostInfo;
-use crate::pipeline::{spawn_sink, Counters, Snapshot};
+use crate::event::ProcessEvent;
+use crate::pipeline::{spawn_sink, Counters, SinkThreadOptions, Snapshot, StatsHook};
 use crate::process_table::Limits;
-use crate::replay::Replay;
+use crate::replay::{Flow, Replay, ReplayError};
 use crate::rules::RuleSet;
-use crate::sink::Sink;
+use crate::sink::{EventWriter, Sink};
 use crate::source::linux_audit::AuditNormalizer;
 
 /// Where records come from.
@@ -57,6 +58,10 @@ pub struct LiveOptions {
     /// Record batches queued between reader and evaluator.
     pub queue_batches: usize,
     pub table: Limits,
+    /// The alert and event sink threads: channel, failure queue, retry.
+    pub sinks: (SinkThreadOptions, SinkThreadOptions),
+    /// Called with each periodic counters snapshot (`--stats-json`).
+    pub on_stats: Option<StatsHook>,
 }
 
 impl Default for LiveOptions {
@@ -70,6 +75,8 @@ impl Default for LiveOptions {
             stats_interval: Duration::from_secs(60),
             queue_batches: 1024,
             table: Limits::default(),
+            sinks: (SinkThreadOptions::alerts(), SinkThreadOptions::events()),
+            on_stats: None,
         }
     }
 }
@@ -109,11 +116,31 @@ enum Batch {
 
 const BATCH_RECORDS: usize = 256;
 
+/// The kernel's longest single argument (MAX_ARG_STRLEN, NUL included).
+const MAX_ARG_STRLEN: usize = 128 * 1024;
+
+/// The sensor's size caps on top of the assembler's defaults. No argument is ever cut: padding
+/// inside one argument must not push `/dev/tcp/...` past what the rules see. The whole argv is
+/// capped (memory per in-flight event is bounded by it), far above what any real command uses.
+pub fn sensor_limits(config: AssemblerConfig) -> AssemblerConfig {
+    AssemblerConfig {
+        max_arg_bytes: MAX_ARG_STRLEN,
+        max_argv_bytes: 1024 * 1024,
+        ..config
+    }
+}
+
+/// Where a live run writes: alerts always, every event (ECS NDJSON) when asked.
+pub struct Outputs<S> {
+    pub alerts: S,
+    pub events: Option<S>,
+}
+
 /// Runs until `stop` is set (by a signal) or the input ends; returns the final counters.
 pub fn run<S: Sink + Send + 'static>(
     opts: &LiveOptions,
     rules: &RuleSet,
-    sink: S,
+    outputs: Outputs<S>,
     host: Arc<HostInfo>,
     stop: Arc<AtomicBool>,
     stoppers: &StopHandles,
@@ -138,11 +165,11 @@ pub fn run<S: Sink + Send + 'static>(
         let snapshot = evaluate(
             rx,
             rules,
-            sink,
+            outputs,
             normalizer,
-            AssemblerConfig::text(),
+            sensor_limits(AssemblerConfig::text()),
             &counters,
-            &stop,
+            opts.sinks,
         );
         drop(reader);
         return Ok(snapshot);
@@ -162,7 +189,8 @@ pub fn run<S: Sink + Send + 'static>(
     let multicast = match opts.source {
         SourceChoice::Multicast => true,
         SourceChoice::Netlink => false,
-        _ => status.pid != 0 || guard.is_none(),
+        // A registered daemon that is gone (a sensor that was killed) is replaced, not joined.
+        _ => (status.pid != 0 && daemon_alive(status.pid)) || guard.is_none(),
     };
     let socket_opts = SocketOptions {
         rcvbuf: opts.rcvbuf,
@@ -222,18 +250,18 @@ pub fn run<S: Sink + Send + 'static>(
                 read_netlink(&mut socket, &tx, &reader_counters).map(|()| socket)
             })?;
         let evaluator = {
-            let (counters, stop) = (Arc::clone(&counters), Arc::clone(&stop));
+            let (counters, sinks) = (Arc::clone(&counters), opts.sinks);
             thread::Builder::new()
                 .name("evaluator".into())
                 .spawn_scoped(scope, move || {
                     evaluate(
                         rx,
                         rules,
-                        sink,
+                        outputs,
                         normalizer,
-                        AssemblerConfig::netlink(),
+                        sensor_limits(AssemblerConfig::netlink()),
                         &counters,
-                        &stop,
+                        sinks,
                     )
                 })?
         };
@@ -242,6 +270,7 @@ pub fn run<S: Sink + Send + 'static>(
             &counters,
             &stop,
             opts.stats_interval,
+            opts.on_stats.as_ref(),
             || reader.is_finished(),
         );
         let socket = reader.join().expect("audit reader panicked");
@@ -257,25 +286,43 @@ pub fn run<S: Sink + Send + 'static>(
     Ok(snapshot)
 }
 
-/// Wakes whatever the live run is blocked on, from the signal thread.
+/// Wakes whatever the live run is blocked on, from the signal thread. A stop that arrives before
+/// the socket exists is remembered and applied when it is set, so an early SIGTERM cannot leave
+/// the reader blocked.
 #[derive(Default)]
 pub struct StopHandles {
-    socket: std::sync::Mutex<Option<Stopper>>,
+    state: std::sync::Mutex<(Option<Stopper>, bool)>,
 }
 
 impl StopHandles {
     fn set(&self, s: Stopper) {
-        *self.socket.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.1 {
+            s.stop();
+        }
+        state.0 = Some(s);
     }
 
     pub fn stop(&self) {
-        if let Some(s) = &*self.socket.lock().unwrap_or_else(|e| e.into_inner()) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.1 = true;
+        if let Some(s) = &state.0 {
             s.stop();
         }
     }
 }
 
-/// The reader thread: receive, batch, hand off; never waits for the evaluator.
+/// How long the reader naps after draining a burst, so the records of the next few execs are
+/// read together instead of waking the thread once per record (the kernel sends each record on
+/// its own). Bounds the latency it adds; the receive buffer holds far more than a nap's worth.
+const COALESCE: Duration = Duration::from_millis(2);
+
+/// How long the reader waits for a record before telling the evaluator time moved on.
+const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// The reader thread: receive, batch, hand off; never waits for the evaluator. Each drained
+/// burst is handed off at once (so an alert never waits for more records) and followed by a
+/// short nap ([`COALESCE`]); only when a nap brought nothing does it block on the socket.
 fn read_netlink(
     socket: &mut RecordSocket,
     tx: &Sender<Batch>,
@@ -283,38 +330,58 @@ fn read_netlink(
 ) -> Result<(), execsentry_linux::Error> {
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut spans = Vec::with_capacity(BATCH_RECORDS);
+    let (mut busy, mut poll_now) = (false, false);
     loop {
-        let received = socket.recv(Some(Duration::from_millis(100)))?;
-        let idle = match received {
+        let wait = if poll_now { Duration::ZERO } else { IDLE_TICK };
+        match socket.recv(Some(wait))? {
             Received::Record { rtype, body } => {
                 let start = buf.len() as u32;
                 buf.extend_from_slice(body);
                 spans.push((rtype, start, buf.len() as u32));
                 Counters::add(&counters.records, 1);
-                false
+                (busy, poll_now) = (true, true);
             }
             Received::Overrun => {
                 Counters::add(&counters.enobufs, 1);
-                false
+                (busy, poll_now) = (true, true);
             }
-            Received::Idle => true,
             Received::Stopped => break,
-        };
-        if spans.len() >= BATCH_RECORDS || (idle && !spans.is_empty()) {
-            let batch = Batch::Netlink {
-                buf: std::mem::replace(&mut buf, Vec::with_capacity(64 * 1024)),
-                spans: std::mem::replace(&mut spans, Vec::with_capacity(BATCH_RECORDS)),
-            };
-            hand_off(tx, batch, counters);
+            Received::Idle => {
+                if !spans.is_empty() {
+                    hand_off_records(tx, &mut buf, &mut spans, counters);
+                }
+                if busy {
+                    busy = false;
+                    thread::sleep(COALESCE);
+                } else if poll_now {
+                    poll_now = false;
+                } else {
+                    let _ = tx.try_send(Batch::Idle);
+                }
+                continue;
+            }
         }
-        if idle {
-            let _ = tx.try_send(Batch::Idle);
+        if spans.len() >= BATCH_RECORDS {
+            hand_off_records(tx, &mut buf, &mut spans, counters);
         }
     }
     if !spans.is_empty() {
         let _ = tx.send(Batch::Netlink { buf, spans });
     }
     Ok(())
+}
+
+fn hand_off_records(
+    tx: &Sender<Batch>,
+    buf: &mut Vec<u8>,
+    spans: &mut Vec<(u16, u32, u32)>,
+    counters: &Counters,
+) {
+    let batch = Batch::Netlink {
+        buf: std::mem::replace(buf, Vec::with_capacity(64 * 1024)),
+        spans: std::mem::replace(spans, Vec::with_capacity(BATCH_RECORDS)),
+    };
+    hand_off(tx, batch, counters);
 }
 
 fn hand_off(tx: &Sender<Batch>, batch: Batch, counters: &Counters) {
@@ -366,19 +433,23 @@ fn read_lines<R: Read>(input: R, tx: &Sender<Batch>, counters: &Counters) {
     }
 }
 
-/// The evaluator: records → assembled execs → events → rules → alert lines to the sink thread.
+/// The evaluator: records → assembled execs → events → rules → alert lines to the sink thread
+/// (and, when asked, every event to its own sink thread).
 fn evaluate<S: Sink + Send + 'static>(
     rx: Receiver<Batch>,
     rules: &RuleSet,
-    sink: S,
+    outputs: Outputs<S>,
     mut normalizer: AuditNormalizer,
     config: AssemblerConfig,
     counters: &Arc<Counters>,
-    stop: &Arc<AtomicBool>,
+    sinks: (SinkThreadOptions, SinkThreadOptions),
 ) -> Snapshot {
-    let (channel_sink, sink_thread) =
-        spawn_sink(sink, 4096, Arc::clone(counters), Arc::clone(stop));
-    let mut replay = Replay::new(rules, channel_sink);
+    let (channel_sink, sink_thread) = spawn_sink(outputs.alerts, sinks.0, Arc::clone(counters));
+    let mut events = outputs.events.map(|sink| {
+        let (tx, thread) = spawn_sink(sink, sinks.1, Arc::clone(counters));
+        (EventWriter::new(tx), thread)
+    });
+    let mut replay = Replay::new(rules, channel_sink).source_produces(&["process"]);
     let mut asm = Assembler::new(config);
     let recycler = asm.recycler();
     let mut last_prune = Instant::now();
@@ -386,6 +457,11 @@ fn evaluate<S: Sink + Send + 'static>(
         if let AuditEvent::Exec(rec) = ev {
             let event = normalizer.exec(&rec);
             recycler.give(rec);
+            if let Some((writer, _)) = &mut events {
+                if let Err(e) = writer.write(&event) {
+                    log::error!("{e}");
+                }
+            }
             if let Err(e) = replay.event(&event) {
                 log::error!("{e}");
             }
@@ -440,18 +516,24 @@ fn evaluate<S: Sink + Send + 'static>(
     counters
         .serial_gaps
         .store(s.lost_serials, Ordering::Relaxed);
-    counters
-        .alerts
-        .store(replay.stats().alerts, Ordering::Relaxed);
-    counters
-        .suppressed
-        .store(replay.stats().suppressed, Ordering::Relaxed);
+    if let Err(e) = replay.end_of_input() {
+        log::error!("{e}");
+    }
+    replay.publish(counters);
     match replay.finish() {
         Ok(channel_sink) => drop(channel_sink),
         Err(e) => log::error!("{e}"),
     }
     if sink_thread.join().is_err() {
         log::error!("the sink thread panicked");
+    }
+    if let Some((writer, thread)) = events {
+        if let Err(e) = writer.finish() {
+            log::error!("{e}");
+        }
+        if thread.join().is_err() {
+            log::error!("the event sink thread panicked");
+        }
     }
     counters.snapshot()
 }
@@ -463,6 +545,7 @@ fn poll_status(
     counters: &Counters,
     stop: &AtomicBool,
     interval: Duration,
+    on_stats: Option<&StatsHook>,
     finished: impl Fn() -> bool,
 ) {
     let mut lost = LostCounter::default();
@@ -489,7 +572,11 @@ fn poll_status(
         }
         if last_stats.elapsed() >= interval {
             last_stats = Instant::now();
-            eprintln!("execsentry: stats {}", counters.snapshot());
+            let snapshot = counters.snapshot();
+            eprintln!("execsentry: stats {snapshot}");
+            if let Some(hook) = on_stats {
+                hook.call(&snapshot);
+            }
         }
     }
     if let Some(g) = guard {
@@ -549,48 +636,70 @@ pub fn replay_log<R: Read, S: Sink>(
     name: &str,
     replay: &mut Replay<'_, S>,
     normalizer: &mut AuditNormalizer,
-) -> io::Result<ReplayLogStats> {
+) -> Result<(ReplayLogStats, Flow), ReplayError> {
+    read_log(input, name, normalizer, |event| replay.event(event))
+}
+
+/// Reads audit log text and hands each exec event to `on_event` until the input ends, it returns
+/// [`Flow::Stop`], or it fails (that error is returned). Events come in the order they complete.
+pub fn read_log<R: Read>(
+    input: R,
+    name: &str,
+    normalizer: &mut AuditNormalizer,
+    mut on_event: impl FnMut(&ProcessEvent) -> Result<Flow, ReplayError>,
+) -> Result<(ReplayLogStats, Flow), ReplayError> {
     let mut reader = LineReader::new(BufReader::with_capacity(256 * 1024, input));
-    let mut asm = Assembler::new(AssemblerConfig::text());
+    let mut asm = Assembler::new(sensor_limits(AssemblerConfig::text()));
     let recycler = asm.recycler();
     let mut stats = ReplayLogStats::default();
-    let mut stopped = false;
+    let mut outcome: Result<Flow, ReplayError> = Ok(Flow::Continue);
+    let going = std::cell::Cell::new(true);
     let mut emit = |ev: AuditEvent| {
-        if stopped {
+        if !going.get() {
             return;
         }
         if let AuditEvent::Exec(rec) = ev {
             let event = normalizer.exec(&rec);
             recycler.give(rec);
-            match replay.event(&event) {
-                Ok(crate::replay::Flow::Continue) => {}
-                Ok(crate::replay::Flow::Stop) => stopped = true,
-                Err(e) => {
-                    log::error!("{e}");
-                    stopped = true;
+            outcome = on_event(&event);
+            going.set(matches!(outcome, Ok(Flow::Continue)));
+        }
+    };
+    loop {
+        let item = reader.next_record().map_err(|source| ReplayError::Read {
+            name: name.to_owned(),
+            source,
+        })?;
+        match item {
+            None => break,
+            Some(Ok(rec)) => asm.push(&rec, &mut emit),
+            Some(Err(bad)) => {
+                if stats.malformed_samples.len() < crate::replay::MALFORMED_SAMPLES {
+                    let why = match &bad.kind {
+                        LineErrorKind::Parse(e) => e.kind.to_string(),
+                        LineErrorKind::TooLong { len } => {
+                            format!("line of {len} bytes is over the limit")
+                        }
+                    };
+                    stats
+                        .malformed_samples
+                        .push(format!("{name}:{}:{}: {why}", bad.line, bad.column));
                 }
             }
         }
-    };
-    reader.feed(&mut asm, &mut emit, &mut |bad| {
-        if stats.malformed_samples.len() < crate::replay::MALFORMED_SAMPLES {
-            let why = match &bad.kind {
-                LineErrorKind::Parse(e) => e.kind.to_string(),
-                LineErrorKind::TooLong { len } => format!("line of {len} bytes is over the limit"),
-            };
-            stats
-                .malformed_samples
-                .push(format!("{name}:{}:{}: {why}", bad.line, bad.column));
+        if !going.get() {
+            break;
         }
-    })?;
+    }
     asm.flush(&mut emit);
+    let flow = outcome?;
     let r = reader.stats();
     let a = asm.stats();
     stats.lines = r.lines;
     stats.malformed = r.bad_lines;
     stats.incomplete = a.incomplete;
     stats.lost_serials = a.lost_serials;
-    Ok(stats)
+    Ok((stats, flow))
 }
 
 /// What an audit log replay adds to the summary.

@@ -20,7 +20,7 @@ use execsentry_macos::{process_list, ClientConfig, ClientError, ClientState, EsR
 use thiserror::Error;
 
 use crate::event::HostInfo;
-use crate::pipeline::{spawn_sink, Counters, Snapshot};
+use crate::pipeline::{spawn_sink, Counters, SinkThreadOptions, Snapshot, StatsHook};
 use crate::process_table::Limits;
 use crate::replay::Replay;
 use crate::rules::RuleSet;
@@ -34,6 +34,10 @@ pub struct EsLiveOptions {
     pub client: ClientConfig,
     pub stats_interval: Duration,
     pub table: Limits,
+    /// The alert sink thread: channel, failure queue, retry.
+    pub sink: SinkThreadOptions,
+    /// Called with each periodic counters snapshot (`--stats-json`).
+    pub on_stats: Option<StatsHook>,
 }
 
 impl Default for EsLiveOptions {
@@ -42,6 +46,8 @@ impl Default for EsLiveOptions {
             client: ClientConfig::default(),
             stats_interval: Duration::from_secs(60),
             table: Limits::default(),
+            sink: SinkThreadOptions::alerts(),
+            on_stats: None,
         }
     }
 }
@@ -99,11 +105,11 @@ pub fn run<S: Sink + Send + 'static>(
     let records = client.records().clone();
     thread::scope(|scope| -> Result<Snapshot, EsLiveError> {
         let evaluator = {
-            let (counters, stop) = (Arc::clone(&counters), Arc::clone(&stop));
+            let (counters, sink_opts) = (Arc::clone(&counters), opts.sink);
             thread::Builder::new()
                 .name("evaluator".into())
                 .spawn_scoped(scope, move || {
-                    evaluate(records, rules, sink, normalizer, &counters, &stop)
+                    evaluate(records, rules, sink, normalizer, &counters, sink_opts)
                 })?
         };
         let mut last_stats = Instant::now();
@@ -118,7 +124,11 @@ pub fn run<S: Sink + Send + 'static>(
             }
             if last_stats.elapsed() >= opts.stats_interval {
                 last_stats = Instant::now();
-                eprintln!("execsentry: stats {} client={state:?}", counters.snapshot());
+                let snapshot = counters.snapshot();
+                eprintln!("execsentry: stats {snapshot} client={state:?}");
+                if let Some(hook) = &opts.on_stats {
+                    hook.call(&snapshot);
+                }
             }
         }
         copy_client_counters(&client, &counters);
@@ -170,11 +180,10 @@ fn evaluate<S: Sink + Send + 'static>(
     sink: S,
     mut normalizer: EsNormalizer,
     counters: &Arc<Counters>,
-    stop: &Arc<AtomicBool>,
+    sink_opts: SinkThreadOptions,
 ) -> Snapshot {
-    let (channel_sink, sink_thread) =
-        spawn_sink(sink, 4096, Arc::clone(counters), Arc::clone(stop));
-    let mut replay = Replay::new(rules, channel_sink);
+    let (channel_sink, sink_thread) = spawn_sink(sink, sink_opts, Arc::clone(counters));
+    let mut replay = Replay::new(rules, channel_sink).source_produces(&["process"]);
     let mut last_prune = Instant::now();
     loop {
         match rx.recv_timeout(Duration::from_millis(500)) {
@@ -192,20 +201,13 @@ fn evaluate<S: Sink + Send + 'static>(
         if last_prune.elapsed() >= PRUNE_EVERY {
             normalizer.prune(crate::time::now_ns(), is_alive);
             last_prune = Instant::now();
-            counters
-                .alerts
-                .store(replay.stats().alerts, Ordering::Relaxed);
-            counters
-                .suppressed
-                .store(replay.stats().suppressed, Ordering::Relaxed);
+            replay.publish(counters);
         }
     }
-    counters
-        .alerts
-        .store(replay.stats().alerts, Ordering::Relaxed);
-    counters
-        .suppressed
-        .store(replay.stats().suppressed, Ordering::Relaxed);
+    if let Err(e) = replay.end_of_input() {
+        log::error!("{e}");
+    }
+    replay.publish(counters);
     match replay.finish() {
         Ok(channel_sink) => drop(channel_sink),
         Err(e) => log::error!("{e}"),

@@ -6,6 +6,7 @@
 //! (`success=no`) started nothing: it becomes `event.type: ["info"]`, `event.outcome: "failure"`
 //! with the attempted path, so `event.type == "start"` rules never fire on `$PATH` probing.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -80,9 +81,13 @@ impl AuditNormalizer {
     }
 
     /// Drops table entries of processes that are gone (live) past their grace period.
+    /// One listing of `/proc` per prune, not a `stat` per table entry (tens of thousands).
     pub fn prune(&mut self, now_ns: i64) {
-        match self.proc_root.clone() {
-            Some(root) => self.table.prune(now_ns, |pid| procfs::is_alive(&root, pid)),
+        match &self.proc_root {
+            Some(root) => {
+                let running: HashSet<u32> = procfs::pids(root).into_iter().collect();
+                self.table.prune(now_ns, |pid| running.contains(&pid));
+            }
             None => self.table.prune(now_ns, |_| true),
         }
     }

@@ -777,14 +777,18 @@ fn parse_radix(digits: &[u8], radix: u32) -> Option<u64> {
 }
 
 /// Decode uppercase-or-lowercase hex pairs, appending to `out`. On error, the offset of the
-/// offending byte (an odd length reports the last byte).
+/// offending byte (an odd length reports the last byte) and `out` is left as it was.
 pub fn decode_hex_into(hex: &[u8], out: &mut Vec<u8>) -> Result<(), usize> {
     if hex.len() % 2 != 0 {
         return Err(hex.len().saturating_sub(1));
     }
+    let start = out.len();
     decode_hex_pairs(hex, out, usize::MAX)
         .map(|_| ())
-        .map_err(|bad| bad.offset)
+        .map_err(|bad| {
+            out.truncate(start);
+            bad.offset
+        })
 }
 
 /// A digit that is not hex, found by [`decode_hex_pairs`].

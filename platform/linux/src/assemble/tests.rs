@@ -781,3 +781,37 @@ fn recycling_reuses_the_buffers() {
     recycler.give(big);
     assert!(recycler.take().is_none());
 }
+
+#[test]
+fn hex_chunks_split_mid_byte_and_bad_digits() {
+    let mut asm = Assembler::new(AssemblerConfig::netlink());
+    let out = run(
+        &mut asm,
+        &[
+            "type=EXECVE msg=audit(1.000:1): argc=3 a0_len=8 a0[0]=414 a0[1]=2434 a0[2]=4 a1=41ZZ a2_len=4 a2[0]=61",
+            "type=EXECVE msg=audit(1.000:1):  a2[1]=62",
+            "type=EOE msg=audit(1.000:1): ",
+        ],
+    );
+    let e = exec(&out[0]);
+    assert_eq!(args(e), [&b"ABCD"[..], b"A", b"ab"]);
+    assert_eq!(e.bad_fields, 1, "a1");
+    assert!(!e.argv_consistent && !e.argv_truncated);
+
+    // The same split argument under a 3-byte cap: cut, flagged, still checked for bad digits.
+    let mut asm = Assembler::new(AssemblerConfig {
+        max_arg_bytes: 3,
+        ..AssemblerConfig::netlink()
+    });
+    let out = run(
+        &mut asm,
+        &[
+            "type=EXECVE msg=audit(1.000:1): argc=2 a0_len=8 a0[0]=414 a0[1]=2434 a0[2]=4 a1=4142434Q",
+            "type=EOE msg=audit(1.000:1): ",
+        ],
+    );
+    let e = exec(&out[0]);
+    assert_eq!(args(e), [&b"ABC"[..], b"ABC"]);
+    assert!(e.argv_truncated);
+    assert_eq!(e.bad_fields, 1, "the dropped tail of a1 is not hex");
+}
