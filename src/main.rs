@@ -581,6 +581,46 @@ fn load_rules(config: &Config) -> Result<RuleSet> {
     Ok(rules)
 }
 
+/// The rules again for SIGHUP: the same paths, built-in switch and throttle override as at
+/// start. Any rule error refuses the whole set (the running one is kept) and says where each
+/// error is; an empty set is refused too.
+#[cfg(target_os = "linux")]
+fn reload_rules(config: &Config) -> std::result::Result<RuleSet, String> {
+    let mut reports = load_all(
+        config.rules.builtin,
+        &config.rules.paths,
+        &eql::Options::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let errors: Vec<String> = reports
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Error { problems, .. } => Some(
+                problems
+                    .iter()
+                    .map(|p| p.located(&r.origin))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            _ => None,
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(format!(
+            "{}: {}",
+            plural(errors.len(), "rule error"),
+            errors.join("; ")
+        ));
+    }
+    config.throttle.apply(&mut reports);
+    let (rules, rest) = RuleSet::from_reports(reports);
+    warn_not_loaded(&rest);
+    if rules.is_empty() {
+        return Err("the new rule set is empty".into());
+    }
+    Ok(rules)
+}
+
 /// How output files are written, with the group resolved.
 #[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 fn file_options(config: &Config) -> Result<FileOptions> {
@@ -666,16 +706,40 @@ fn run_sensor(config: &Config) -> Result<ExitCode> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     let stoppers = Arc::new(StopHandles::default());
+    let (reload_tx, reloads) = crossbeam_channel::bounded(1);
+    let rules = Arc::new(load_rules(config)?);
+    let loaded = Arc::new(std::sync::atomic::AtomicUsize::new(rules.len()));
     {
         let (stop, stoppers) = (Arc::clone(&stop), Arc::clone(&stoppers));
-        execsentry::pipeline::on_stop_signal(move |sig| {
-            log::info!("signal {sig}: stopping");
-            stop.store(true, Ordering::Relaxed);
-            stoppers.stop();
-        })
+        let config = config.clone();
+        execsentry::pipeline::on_signals(
+            move |sig| {
+                log::info!("signal {sig}: stopping");
+                stop.store(true, Ordering::Relaxed);
+                stoppers.stop();
+            },
+            move || {
+                let msg = match reload_rules(&config) {
+                    Ok(set) => {
+                        let n = set.len();
+                        log::warn!("SIGHUP: loaded {n} rules; swapping them in");
+                        loaded.store(n, Ordering::Relaxed);
+                        audit_live::Reload::Rules(Arc::new(set))
+                    }
+                    Err(why) => {
+                        log::error!(
+                            "rules reload failed, keeping {} rules: {why}",
+                            loaded.load(Ordering::Relaxed)
+                        );
+                        audit_live::Reload::Refused
+                    }
+                };
+                // Waits while the evaluator has not taken the previous reload yet.
+                let _ = reload_tx.send(msg);
+            },
+        )
         .context("installing signal handling")?;
     }
-    let rules = load_rules(config)?;
     let file_options = file_options(config)?;
     let outputs = audit_live::Outputs {
         alerts: open_output(config.output.alerts.as_deref(), "alerts", &file_options)?,
@@ -707,7 +771,7 @@ fn run_sensor(config: &Config) -> Result<ExitCode> {
         on_stats: on_stats.clone(),
     };
     let host = Arc::new(execsentry::host::local());
-    let counters = audit_live::run(&opts, &rules, outputs, host, stop, &stoppers)?;
+    let counters = audit_live::run(&opts, rules, reloads, outputs, host, stop, &stoppers)?;
     eprintln!("execsentry: stopped; {counters}");
     if counters.lost() > 0 {
         eprintln!(

@@ -55,6 +55,11 @@ pub struct Counters {
     pub state_evicted: AtomicU64,
     /// Events too late for sequences and samples (single-event rules still saw them).
     pub late_events: AtomicU64,
+    /// Changes to the audit configuration made by someone else while the sensor runs.
+    pub tamper_events: AtomicU64,
+    /// Rule sets swapped in by SIGHUP, and reloads refused (the old set kept).
+    pub rule_reloads: AtomicU64,
+    pub rule_reload_failures: AtomicU64,
 }
 
 /// A consistent-enough copy of [`Counters`] for logs, summaries and `--stats-json`.
@@ -77,6 +82,9 @@ pub struct Snapshot {
     pub state_keys: u64,
     pub state_evicted: u64,
     pub late_events: u64,
+    pub tamper_events: u64,
+    pub rule_reloads: u64,
+    pub rule_reload_failures: u64,
 }
 
 impl Counters {
@@ -104,6 +112,9 @@ impl Counters {
             state_keys: g(&self.state_keys),
             state_evicted: g(&self.state_evicted),
             late_events: g(&self.late_events),
+            tamper_events: g(&self.tamper_events),
+            rule_reloads: g(&self.rule_reloads),
+            rule_reload_failures: g(&self.rule_reload_failures),
         }
     }
 }
@@ -121,7 +132,8 @@ impl fmt::Display for Snapshot {
             f,
             "records={} bad_records={} events={} incomplete={} serial_gaps={} enobufs={} kernel_lost={} \
              channel_drops={} alerts={} suppressed={} sink_errors={} sink_dropped={} sink_queued={} \
-             partial_matches={} state_keys={} state_evicted={} late_events={}",
+             partial_matches={} state_keys={} state_evicted={} late_events={} \
+             tamper_events={} rule_reloads={} rule_reload_failures={}",
             self.records,
             self.bad_records,
             self.events,
@@ -138,7 +150,10 @@ impl fmt::Display for Snapshot {
             self.partial_matches,
             self.state_keys,
             self.state_evicted,
-            self.late_events
+            self.late_events,
+            self.tamper_events,
+            self.rule_reloads,
+            self.rule_reload_failures
         )
     }
 }
@@ -482,11 +497,23 @@ impl fmt::Debug for StatsHook {
     }
 }
 
-/// SIGINT, SIGTERM (stop) and SIGHUP (reload, later) delivered to one thread by `sigwait`,
+/// SIGINT and SIGTERM (stop) delivered to one thread by `sigwait`,
 /// so no code runs in signal-handler context. Call before spawning any other thread: the
 /// signals are blocked in the caller, and threads inherit that.
 #[cfg(unix)]
 pub fn on_stop_signal(on_stop: impl Fn(i32) + Send + 'static) -> std::io::Result<()> {
+    on_signals(on_stop, || {
+        log::warn!("SIGHUP: rule reload is not supported by this sensor; keeping the loaded rules")
+    })
+}
+
+#[cfg(unix)]
+/// SIGINT, SIGTERM (stop) and SIGHUP (reload) delivered to one thread by `sigwait`; SIGHUP calls `on_reload` (on the signal thread: it may take its
+/// time, a second SIGHUP waits for it).
+pub fn on_signals(
+    on_stop: impl Fn(i32) + Send + 'static,
+    on_reload: impl Fn() + Send + 'static,
+) -> std::io::Result<()> {
     // SAFETY: sigset operations on a zeroed, local sigset_t; pthread_sigmask changes only the
     // calling thread's mask (inherited by threads spawned afterwards).
     let set = unsafe {
@@ -509,12 +536,10 @@ pub fn on_stop_signal(on_stop: impl Fn(i32) + Send + 'static) -> std::io::Result
             let rc = unsafe { libc::sigwait(&set, &mut sig) };
             if rc == 0 {
                 if sig == libc::SIGHUP {
-                    log::warn!(
-                        "SIGHUP: rule reload is not supported yet; keeping the loaded rules"
-                    );
-                    continue;
+                    on_reload();
+                } else {
+                    on_stop(sig);
                 }
-                on_stop(sig);
             }
         })?;
     Ok(())

@@ -130,6 +130,27 @@ impl<'r, S: Sink> Replay<'r, S> {
         self
     }
 
+    /// The same replay on another rule set (a live reload): the sink, alert builder and totals
+    /// carry over; the state of stateful rules and the throttle start fresh, because both are
+    /// laid out per rule of the old set. Partial sequence matches are dropped, not completed.
+    pub fn with_rules(self, rules: &RuleSet) -> Replay<'_, S> {
+        Replay {
+            rules,
+            state: rules.new_state(),
+            ended: false,
+            alerts: self.alerts,
+            throttle: Throttle::new(rules),
+            sink: self.sink,
+            line: self.line,
+            stats: self.stats,
+            started: self.started,
+            clock: self.clock,
+            #[cfg(target_os = "linux")]
+            audit: self.audit,
+            eslogger: self.eslogger,
+        }
+    }
+
     /// Stamps every alert with `event.created` = `ns` instead of the clock.
     pub fn with_fixed_clock(mut self, ns: i64) -> Self {
         self.clock = Some(ns);

@@ -191,7 +191,7 @@ fn check_passes_without_errors() {
         .contains("builtin:execution_revershell_via_shell_cmd.toml"));
     assert_eq!(
         r.stdout.lines().last().unwrap(),
-        "3 rules: 2 ok, 0 unsupported, 1 skipped, 0 errors"
+        "4 rules: 3 ok, 0 unsupported, 1 skipped, 0 errors"
     );
     // A single file works too.
     let r = run(&[
@@ -254,7 +254,7 @@ fn list_shows_loaded_rules() {
     assert!(!r.stdout.contains("A KQL rule"));
     assert_eq!(
         *lines.last().unwrap(),
-        "2 rules loaded; 1 not loaded (see `execsentry rules check`)"
+        "3 rules loaded; 1 not loaded (see `execsentry rules check`)"
     );
 }
 

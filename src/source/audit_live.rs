@@ -21,13 +21,16 @@ use execsentry_linux::reader::{LineErrorKind, LineReader};
 use execsentry_linux::{parse_body, parse_line, Arch, Assembler, AssemblerConfig, AuditEvent};
 use thiserror::Error;
 
+use crate::document::JsonDocument;
 use crate::event::HostInfo;
 use crate::event::ProcessEvent;
+use crate::pipeline::ChannelSink;
 use crate::pipeline::{spawn_sink, Counters, SinkThreadOptions, Snapshot, StatsHook};
 use crate::process_table::Limits;
 use crate::replay::{Flow, Replay, ReplayError};
 use crate::rules::RuleSet;
 use crate::sink::{EventWriter, Sink};
+use crate::source::audit_tamper::{self, Watch};
 use crate::source::linux_audit::AuditNormalizer;
 
 /// Where records come from.
@@ -98,6 +101,15 @@ pub enum LiveError {
     Io(#[from] io::Error),
 }
 
+/// What a SIGHUP hands the evaluator.
+#[derive(Debug)]
+pub enum Reload {
+    /// A new rule set, checked: swapped in between batches.
+    Rules(Arc<RuleSet>),
+    /// The new rules had errors; the running set stays (counted).
+    Refused,
+}
+
 /// Records handed from the reader to the evaluator.
 enum Batch {
     /// Netlink records: (type, body) pairs packed in one buffer.
@@ -112,6 +124,9 @@ enum Batch {
     },
     /// Nothing arrived for a while: lets the assembler time out open events.
     Idle,
+    /// A change to the audit configuration someone else made (tamper detection), as the
+    /// document the rules see.
+    Tamper(Box<JsonDocument>),
 }
 
 const BATCH_RECORDS: usize = 256;
@@ -137,16 +152,19 @@ pub struct Outputs<S> {
 }
 
 /// Runs until `stop` is set (by a signal) or the input ends; returns the final counters.
+/// A rule set sent on `reloads` replaces the running one between record batches (see
+/// [`Replay::with_rules`]: partial sequence matches of the old set are dropped).
 pub fn run<S: Sink + Send + 'static>(
     opts: &LiveOptions,
-    rules: &RuleSet,
+    rules: Arc<RuleSet>,
+    reloads: Receiver<Reload>,
     outputs: Outputs<S>,
     host: Arc<HostInfo>,
     stop: Arc<AtomicBool>,
     stoppers: &StopHandles,
 ) -> Result<Snapshot, LiveError> {
     let counters = Arc::new(Counters::default());
-    let mut normalizer = AuditNormalizer::live(host, opts.table);
+    let mut normalizer = AuditNormalizer::live(Arc::clone(&host), opts.table);
     let seeded = normalizer.seed_from_proc();
     log::info!("process table seeded with {seeded} running processes");
 
@@ -165,6 +183,7 @@ pub fn run<S: Sink + Send + 'static>(
         let snapshot = evaluate(
             rx,
             rules,
+            reloads,
             outputs,
             normalizer,
             sensor_limits(AssemblerConfig::text()),
@@ -186,6 +205,7 @@ pub fn run<S: Sink + Send + 'static>(
         Some(g) => *g.original(),
         None => Control::open()?.status()?,
     };
+    let mut watch = None;
     let multicast = match opts.source {
         SourceChoice::Multicast => true,
         SourceChoice::Netlink => false,
@@ -229,6 +249,9 @@ pub fn run<S: Sink + Send + 'static>(
         }
         let added = g.install_exec_rules(native, opts.key.as_bytes())?;
         log::info!("installed {added} exec audit rules with key {:?}", opts.key);
+        let ours = g.control().rules_with_key(opts.key.as_bytes())?.len();
+        let daemon_pid = (!multicast).then(std::process::id);
+        watch = Some(Watch::new(&opts.key, native, daemon_pid, ours));
     } else {
         log::warn!("audit configuration is locked: reading only what the existing rules produce");
     }
@@ -242,6 +265,7 @@ pub fn run<S: Sink + Send + 'static>(
     );
 
     let (tx, rx) = bounded(opts.queue_batches.max(1));
+    let tamper_tx = tx.clone();
     let snapshot = thread::scope(|scope| -> Result<Snapshot, LiveError> {
         let reader_counters = Arc::clone(&counters);
         let reader = thread::Builder::new()
@@ -257,6 +281,7 @@ pub fn run<S: Sink + Send + 'static>(
                     evaluate(
                         rx,
                         rules,
+                        reloads,
                         outputs,
                         normalizer,
                         sensor_limits(AssemblerConfig::netlink()),
@@ -265,8 +290,14 @@ pub fn run<S: Sink + Send + 'static>(
                     )
                 })?
         };
+        let tamper = watch.as_mut().map(|w| Tamper {
+            watch: w,
+            tx: tamper_tx,
+            host: &host,
+        });
         poll_status(
             guard.as_mut(),
+            tamper,
             &counters,
             &stop,
             opts.stats_interval,
@@ -388,7 +419,7 @@ fn hand_off(tx: &Sender<Batch>, batch: Batch, counters: &Counters) {
     let n = match &batch {
         Batch::Netlink { spans, .. } => spans.len(),
         Batch::Lines { spans, .. } => spans.len(),
-        Batch::Idle => 0,
+        Batch::Idle | Batch::Tamper(_) => 0,
     };
     if let Err(TrySendError::Full(_)) = tx.try_send(batch) {
         Counters::add(&counters.channel_drops, n as u64);
@@ -434,49 +465,130 @@ fn read_lines<R: Read>(input: R, tx: &Sender<Batch>, counters: &Counters) {
 }
 
 /// The evaluator: records → assembled execs → events → rules → alert lines to the sink thread
-/// (and, when asked, every event to its own sink thread).
+/// (and, when asked, every event to its own sink thread). Between batches it takes a reloaded
+/// rule set, if one was sent: the assembler and process table carry over, so no exec is lost to
+/// a reload; the stateful rules start over (partial sequence matches of the old set are
+/// dropped, not completed) and so does the throttle.
+#[allow(clippy::too_many_arguments)]
 fn evaluate<S: Sink + Send + 'static>(
     rx: Receiver<Batch>,
-    rules: &RuleSet,
+    rules: Arc<RuleSet>,
+    reloads: Receiver<Reload>,
     outputs: Outputs<S>,
-    mut normalizer: AuditNormalizer,
+    normalizer: AuditNormalizer,
     config: AssemblerConfig,
     counters: &Arc<Counters>,
     sinks: (SinkThreadOptions, SinkThreadOptions),
 ) -> Snapshot {
     let (channel_sink, sink_thread) = spawn_sink(outputs.alerts, sinks.0, Arc::clone(counters));
-    let mut events = outputs.events.map(|sink| {
+    let events = outputs.events.map(|sink| {
         let (tx, thread) = spawn_sink(sink, sinks.1, Arc::clone(counters));
         (EventWriter::new(tx), thread)
     });
-    let mut replay = Replay::new(rules, channel_sink).source_produces(&["process"]);
     let mut asm = Assembler::new(config);
-    let recycler = asm.recycler();
-    let mut last_prune = Instant::now();
-    let mut emit = |ev: AuditEvent| {
-        if let AuditEvent::Exec(rec) = ev {
-            let event = normalizer.exec(&rec);
-            recycler.give(rec);
-            if let Some((writer, _)) = &mut events {
-                if let Err(e) = writer.write(&event) {
+    let mut stage = Stage {
+        normalizer,
+        recycler: asm.recycler(),
+        events,
+        last_prune: Instant::now(),
+    };
+    let no_rules = RuleSet::new(Vec::new());
+    let mut current = rules;
+    // The replay between rule sets: its sink and totals, on an empty set.
+    let mut parked = Replay::new(&no_rules, channel_sink);
+    loop {
+        let mut replay = parked.with_rules(&current).source_produces(&["process"]);
+        match pump(&rx, &reloads, &mut asm, &mut replay, &mut stage, counters) {
+            Some(next) => {
+                parked = replay.with_rules(&no_rules);
+                Counters::add(&counters.rule_reloads, 1);
+                log::warn!(
+                    "rules reloaded: {} rules (was {}); partial sequence matches dropped",
+                    next.len(),
+                    current.len()
+                );
+                current = next;
+            }
+            None => {
+                asm.flush(&mut |ev| stage.take(ev, &mut replay));
+                store_assembler_stats(&asm, counters);
+                if let Err(e) = replay.end_of_input() {
                     log::error!("{e}");
                 }
-            }
-            if let Err(e) = replay.event(&event) {
-                log::error!("{e}");
-            }
-            if last_prune.elapsed() > Duration::from_secs(5) {
-                normalizer.prune(crate::time::now_ns());
-                last_prune = Instant::now();
+                replay.publish(counters);
+                match replay.finish() {
+                    Ok(channel_sink) => drop(channel_sink),
+                    Err(e) => log::error!("{e}"),
+                }
+                break;
             }
         }
-    };
+    }
+    if sink_thread.join().is_err() {
+        log::error!("the sink thread panicked");
+    }
+    if let Some((writer, thread)) = stage.events {
+        if let Err(e) = writer.finish() {
+            log::error!("{e}");
+        }
+        if thread.join().is_err() {
+            log::error!("the event sink thread panicked");
+        }
+    }
+    counters.snapshot()
+}
+
+/// What turns assembled records into evaluated events, kept across rule reloads.
+struct Stage<S> {
+    normalizer: AuditNormalizer,
+    recycler: execsentry_linux::assemble::Recycler,
+    events: Option<(EventWriter<ChannelSink>, thread::JoinHandle<S>)>,
+    last_prune: Instant,
+}
+
+impl<S> Stage<S> {
+    fn take(&mut self, ev: AuditEvent, replay: &mut Replay<'_, ChannelSink>) {
+        let AuditEvent::Exec(rec) = ev else {
+            return;
+        };
+        let event = self.normalizer.exec(&rec);
+        self.recycler.give(rec);
+        if let Some((writer, _)) = &mut self.events {
+            if let Err(e) = writer.write(&event) {
+                log::error!("{e}");
+            }
+        }
+        if let Err(e) = replay.event(&event) {
+            log::error!("{e}");
+        }
+        if self.last_prune.elapsed() > Duration::from_secs(5) {
+            self.normalizer.prune(crate::time::now_ns());
+            self.last_prune = Instant::now();
+        }
+    }
+}
+
+/// Runs batches through `replay` until the input ends (`None`) or a new rule set arrives.
+fn pump<S>(
+    rx: &Receiver<Batch>,
+    reloads: &Receiver<Reload>,
+    asm: &mut Assembler,
+    replay: &mut Replay<'_, ChannelSink>,
+    stage: &mut Stage<S>,
+    counters: &Counters,
+) -> Option<Arc<RuleSet>> {
     loop {
-        let batch = match rx.recv_timeout(Duration::from_millis(500)) {
+        match reloads.try_recv() {
+            Ok(Reload::Rules(next)) => return Some(next),
+            Ok(Reload::Refused) => Counters::add(&counters.rule_reload_failures, 1),
+            Err(_) => {}
+        }
+        let batch = match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(b) => b,
             Err(RecvTimeoutError::Timeout) => Batch::Idle,
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => return None,
         };
+        let mut emit = |ev: AuditEvent| stage.take(ev, replay);
         match batch {
             Batch::Netlink { buf, spans } => {
                 for (rtype, start, end) in spans {
@@ -501,47 +613,63 @@ fn evaluate<S: Sink + Send + 'static>(
             Batch::Idle => {
                 asm.advance_to(crate::time::now_ns() as u64 / 1_000_000, &mut emit);
             }
+            Batch::Tamper(doc) => {
+                if let Err(e) = replay.event(&*doc) {
+                    log::error!("{e}");
+                }
+            }
         }
-        let s = asm.stats();
-        counters.events.store(s.exec_events, Ordering::Relaxed);
-        counters.incomplete.store(s.incomplete, Ordering::Relaxed);
-        counters
-            .serial_gaps
-            .store(s.lost_serials, Ordering::Relaxed);
+        store_assembler_stats(asm, counters);
     }
-    asm.flush(&mut emit);
+}
+
+fn store_assembler_stats(asm: &Assembler, counters: &Counters) {
     let s = asm.stats();
     counters.events.store(s.exec_events, Ordering::Relaxed);
     counters.incomplete.store(s.incomplete, Ordering::Relaxed);
     counters
         .serial_gaps
         .store(s.lost_serials, Ordering::Relaxed);
-    if let Err(e) = replay.end_of_input() {
-        log::error!("{e}");
-    }
-    replay.publish(counters);
-    match replay.finish() {
-        Ok(channel_sink) => drop(channel_sink),
-        Err(e) => log::error!("{e}"),
-    }
-    if sink_thread.join().is_err() {
-        log::error!("the sink thread panicked");
-    }
-    if let Some((writer, thread)) = events {
-        if let Err(e) = writer.finish() {
-            log::error!("{e}");
-        }
-        if thread.join().is_err() {
-            log::error!("the event sink thread panicked");
-        }
-    }
-    counters.snapshot()
 }
 
-/// The main thread while the pipeline runs: kernel `lost` polled from the control socket (so it is
-/// seen even when the pipeline is stuck) and a counters line every `interval`.
+/// Tamper detection's part of the main thread: what to watch, and where findings go.
+struct Tamper<'a> {
+    watch: &'a mut Watch,
+    tx: Sender<Batch>,
+    host: &'a HostInfo,
+}
+
+impl Tamper<'_> {
+    /// One poll; each finding becomes an event for the rules, then the sensor re-arms.
+    fn poll(&mut self, guard: &mut AuditConfigGuard, counters: &Counters) {
+        let (findings, status) = match self.watch.check(guard) {
+            Ok(found) => found,
+            Err(e) => {
+                log::warn!("polling audit status for tampering: {e}");
+                return;
+            }
+        };
+        if findings.is_empty() {
+            return;
+        }
+        let now = crate::time::now_ns();
+        for f in &findings {
+            Counters::add(&counters.tamper_events, 1);
+            log::error!("tamper: {}", f.message(self.watch.key()));
+            let doc = f.document(self.watch.key(), &status, self.host, now);
+            // Waits when the evaluator is behind: a tamper alert is never dropped here.
+            let _ = self.tx.send(Batch::Tamper(Box::new(doc)));
+        }
+        self.watch.rearm(guard, &findings);
+    }
+}
+
+/// The main thread while the pipeline runs: tamper checks every [`audit_tamper::POLL`], kernel
+/// `lost` polled from the control socket (so it is seen even when the pipeline is stuck) and a
+/// counters line every `interval`.
 fn poll_status(
     mut guard: Option<&mut AuditConfigGuard>,
+    mut tamper: Option<Tamper<'_>>,
     counters: &Counters,
     stop: &AtomicBool,
     interval: Duration,
@@ -556,8 +684,15 @@ fn poll_status(
     }
     let mut last_stats = Instant::now();
     let mut last_poll = Instant::now();
+    let mut last_tamper = Instant::now();
     while !stop.load(Ordering::Relaxed) && !finished() {
-        thread::sleep(Duration::from_millis(100));
+        thread::sleep(Duration::from_millis(50));
+        if let (Some(g), Some(t)) = (guard.as_deref_mut(), tamper.as_mut()) {
+            if last_tamper.elapsed() >= audit_tamper::POLL {
+                last_tamper = Instant::now();
+                t.poll(g, counters);
+            }
+        }
         if last_poll.elapsed() >= Duration::from_secs(2) {
             last_poll = Instant::now();
             if let Some(g) = guard.as_deref_mut() {

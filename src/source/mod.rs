@@ -8,6 +8,8 @@
 
 #[cfg(target_os = "linux")]
 pub mod audit_live;
+#[cfg(target_os = "linux")]
+pub mod audit_tamper;
 pub mod ecs_ndjson;
 pub mod endpoint_security;
 #[cfg(target_os = "macos")]
