@@ -290,11 +290,7 @@ pub fn run<S: Sink + Send + 'static>(
                     )
                 })?
         };
-        let tamper = watch.as_mut().map(|w| Tamper {
-            watch: w,
-            tx: tamper_tx,
-            host: &host,
-        });
+        let tamper = watch.as_mut().map(|w| Tamper::new(w, tamper_tx, &host));
         poll_status(
             guard.as_mut(),
             tamper,
@@ -637,10 +633,27 @@ struct Tamper<'a> {
     watch: &'a mut Watch,
     tx: Sender<Batch>,
     host: &'a HostInfo,
+    /// Kinds of change found by the last poll: a change that persists (a re-arm that keeps
+    /// failing) is reported once, and retried every [`REARM_RETRY`].
+    last: Vec<std::mem::Discriminant<audit_tamper::Finding>>,
+    last_rearm: Instant,
 }
 
-impl Tamper<'_> {
-    /// One poll; each finding becomes an event for the rules, then the sensor re-arms.
+/// How often a re-arm that failed is tried again.
+const REARM_RETRY: Duration = Duration::from_secs(5);
+
+impl<'a> Tamper<'a> {
+    fn new(watch: &'a mut Watch, tx: Sender<Batch>, host: &'a HostInfo) -> Tamper<'a> {
+        Tamper {
+            watch,
+            tx,
+            host,
+            last: Vec::new(),
+            last_rearm: Instant::now(),
+        }
+    }
+
+    /// One poll; each new change becomes an event for the rules, then the sensor re-arms.
     fn poll(&mut self, guard: &mut AuditConfigGuard, counters: &Counters) {
         let (findings, status) = match self.watch.check(guard) {
             Ok(found) => found,
@@ -649,18 +662,25 @@ impl Tamper<'_> {
                 return;
             }
         };
-        if findings.is_empty() {
-            return;
-        }
+        let kinds: Vec<_> = findings.iter().map(std::mem::discriminant).collect();
         let now = crate::time::now_ns();
-        for f in &findings {
+        let mut fresh = false;
+        for (f, kind) in findings.iter().zip(&kinds) {
+            if self.last.contains(kind) {
+                continue;
+            }
+            fresh = true;
             Counters::add(&counters.tamper_events, 1);
             log::error!("tamper: {}", f.message(self.watch.key()));
             let doc = f.document(self.watch.key(), &status, self.host, now);
             // Waits when the evaluator is behind: a tamper alert is never dropped here.
             let _ = self.tx.send(Batch::Tamper(Box::new(doc)));
         }
-        self.watch.rearm(guard, &findings);
+        if !findings.is_empty() && (fresh || self.last_rearm.elapsed() >= REARM_RETRY) {
+            self.last_rearm = Instant::now();
+            self.watch.rearm(guard, &findings);
+        }
+        self.last = kinds;
     }
 }
 
