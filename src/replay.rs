@@ -282,29 +282,24 @@ impl<'r, S: Sink> Replay<'r, S> {
         Ok(flow)
     }
 
+    /// The rules, their state, and a writer over the alert path, borrowed apart.
+    fn writer(&mut self) -> (&'r RuleSet, &mut RuleState, Writer<'_, S>) {
+        let out = Writer {
+            alerts: &mut self.alerts,
+            throttle: &mut self.throttle,
+            sink: &mut self.sink,
+            line: &mut self.line,
+            stats: &mut self.stats,
+            clock: self.clock,
+            failure: None,
+        };
+        (self.rules, &mut self.state, out)
+    }
+
     /// Evaluates one document and writes its alerts.
     pub fn event<D: Document + ?Sized>(&mut self, doc: &D) -> Result<Flow, ReplayError> {
         self.stats.events += 1;
-        let Replay {
-            rules,
-            state,
-            alerts,
-            throttle,
-            sink,
-            line,
-            stats,
-            clock,
-            ..
-        } = self;
-        let mut out = Writer {
-            alerts,
-            throttle,
-            sink: &mut *sink,
-            line,
-            stats,
-            clock: *clock,
-            failure: None,
-        };
+        let (rules, state, mut out) = self.writer();
         rules.evaluate_with_state(doc, state, |rule, hit| match hit {
             Hit::Event(d) => out.write(rule, d.timestamp_ns(), |a, now, line| {
                 a.write_ndjson(rule, d, now, line)
@@ -328,26 +323,7 @@ impl<'r, S: Sink> Replay<'r, S> {
             return Ok(Flow::Continue);
         }
         self.ended = true;
-        let Replay {
-            rules,
-            state,
-            alerts,
-            throttle,
-            sink,
-            line,
-            stats,
-            clock,
-            ..
-        } = self;
-        let mut out = Writer {
-            alerts,
-            throttle,
-            sink: &mut *sink,
-            line,
-            stats,
-            clock: *clock,
-            failure: None,
-        };
+        let (rules, state, mut out) = self.writer();
         rules.finish(state, |rule, m| {
             out.write(
                 rule,
