@@ -216,10 +216,8 @@ fn the_rule_index_never_changes_a_verdict() {
 /// match) gives the results of running every stateful rule on every event of its categories.
 #[test]
 fn the_stateful_index_never_changes_a_result() {
-    use execsentry::eql::Hit;
     use execsentry::rules::load::load_path;
     use execsentry::rules::RuleSet;
-    use execsentry::{Document, FieldPath, Scalar};
     let Some(dir) = std::env::var_os("DETECTION_RULES_DIR") else {
         eprintln!("DETECTION_RULES_DIR is not set; skipping the rules corpus");
         return;
@@ -302,6 +300,26 @@ fn the_stateful_index_never_changes_a_result() {
             )
         })
         .collect();
+    let (via_set, brute) = stateful_results(&set, &docs);
+    eprintln!(
+        "{} stateful rules ({:?} indexed): {} results on {} events, the same either way",
+        set.stateful_count(),
+        set.indexed_count(),
+        brute.len(),
+        docs.len()
+    );
+    assert_eq!(via_set, brute);
+    assert!(!brute.is_empty());
+}
+
+/// (rule index, the `id`s of a result's events).
+type Results = Vec<(usize, Vec<i64>)>;
+
+/// The stateful results of the rule set (index, item masks and all), and of every stateful rule
+/// run on every event of its categories; both sorted.
+fn stateful_results(set: &execsentry::rules::RuleSet, docs: &[JsonDocument]) -> (Results, Results) {
+    use execsentry::eql::Hit;
+    use execsentry::{Document, FieldPath, Scalar};
     let id = FieldPath::new("id");
     let ids = |events: &[Option<execsentry::document::Retained>]| -> Vec<i64> {
         events
@@ -312,9 +330,9 @@ fn the_stateful_index_never_changes_a_result() {
             })
             .collect()
     };
-    let mut via_set: Vec<(usize, Vec<i64>)> = Vec::new();
+    let mut via_set: Results = Vec::new();
     let mut state = set.new_state();
-    for d in &docs {
+    for d in docs {
         set.evaluate_with_state(d, &mut state, |rule, hit| {
             if let Hit::Match(m) = hit {
                 via_set.push((rule.index(), ids(&m.events)));
@@ -324,13 +342,13 @@ fn the_stateful_index_never_changes_a_result() {
     set.finish(&mut state, |rule, m| {
         via_set.push((rule.index(), ids(&m.events)))
     });
-    let mut brute: Vec<(usize, Vec<i64>)> = Vec::new();
+    let mut brute: Results = Vec::new();
     for rule in set.rules().iter().filter(|r| r.query().is_stateful()) {
         let q = rule.query();
         let mut st = q.new_state(&StateLimits::default());
         let mut clock = Clock::new(StateLimits::default().late_tolerance_ns);
         let cats = q.categories();
-        for d in &docs {
+        for d in docs {
             let Some(tick) = clock.tick(d.timestamp_ns()) else {
                 continue;
             };
@@ -354,13 +372,94 @@ fn the_stateful_index_never_changes_a_result() {
     }
     via_set.sort();
     brute.sort();
+    (via_set, brute)
+}
+
+/// The index must hand every rule the events it matches when events hold exactly the
+/// literals rules are indexed by: for each item of each rule, events whose fields hold one
+/// literal of each of the item's lists (equal to it, starting with it, or containing it, as
+/// the literal requires), in the rule's case and upper-cased, next to the usual process
+/// fields. Single-event verdicts and stateful results are compared with brute force.
+#[test]
+fn the_index_never_changes_a_result_on_events_made_of_its_literals() {
+    use execsentry::document::set_path;
+    use execsentry::eql::prefilter::AtomKind;
+    use execsentry::rules::load::load_path;
+    use execsentry::rules::RuleSet;
+    let Some(dir) = std::env::var_os("DETECTION_RULES_DIR") else {
+        eprintln!("DETECTION_RULES_DIR is not set; skipping the rules corpus");
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let mut reports = Vec::new();
+    for sub in ["linux", "macos", "cross-platform"] {
+        reports.extend(load_path(&dir.join(sub), &Options::default()).unwrap());
+    }
+    let (set, _) = RuleSet::from_reports(reports);
+    let mut docs = Vec::new();
+    for (n, rule) in set.rules().iter().enumerate() {
+        for (_, program) in rule.query().items() {
+            let lists = program.atom_lists(&|_, _| Some(0));
+            for variant in 0..3 {
+                let i = docs.len() as i64;
+                let mut doc = serde_json::json!({
+                    "@timestamp": 1_700_000_000_000i64 + i * 100,
+                    "id": i,
+                    "event": {"category": [program.category().unwrap_or("process")],
+                              "type": ["start"], "action": "exec"},
+                    "host": {"id": "h", "os": {"type": "linux"}},
+                    "user": {"name": "root", "id": "0"},
+                    "process": {"name": "bash", "executable": "/usr/bin/bash",
+                        "args": ["bash", "-c", "x"], "command_line": "bash -c x",
+                        "pid": n, "entity_id": format!("e{n}"),
+                        "parent": {"name": "sshd", "pid": n, "entity_id": format!("e{n}")}}
+                })
+                .as_object()
+                .cloned()
+                .unwrap();
+                for (j, (_, list)) in lists.iter().enumerate() {
+                    let atom = &list[(variant + j) % list.len()];
+                    let lit = String::from_utf8_lossy(atom.literal);
+                    let mut value = match atom.kind {
+                        AtomKind::Exact => lit.into_owned(),
+                        AtomKind::Prefix => format!("{lit}q"),
+                        AtomKind::Contains => format!("q{lit}q"),
+                    };
+                    if variant == 1 {
+                        value = value.to_uppercase();
+                    }
+                    set_path(
+                        &mut doc,
+                        atom.field.as_str(),
+                        serde_json::Value::from(value),
+                    );
+                }
+                docs.push(JsonDocument::new(doc));
+            }
+        }
+    }
+    let mut hits = 0;
+    for d in &docs {
+        let mut indexed = Vec::new();
+        set.evaluate(d, |r| indexed.push(r.index()));
+        let brute: Vec<usize> = set
+            .rules()
+            .iter()
+            .filter(|r| r.program().is_some_and(|p| p.matches(d)))
+            .map(|r| r.index())
+            .collect();
+        assert_eq!(indexed, brute, "{:?}", execsentry::Document::to_json(d));
+        hits += brute.len();
+    }
+    let (via_set, brute) = stateful_results(&set, &docs);
     eprintln!(
-        "{} stateful rules ({:?} indexed): {} results on {} events, the same either way",
-        set.stateful_count(),
-        set.indexed_count(),
-        brute.len(),
-        docs.len()
+        "{} rules, {} events made of their literals: {hits} single-event matches, {} stateful \
+         results, the same either way",
+        set.len(),
+        docs.len(),
+        brute.len()
     );
     assert_eq!(via_set, brute);
+    assert!(hits > 100, "{hits}");
     assert!(!brute.is_empty());
 }

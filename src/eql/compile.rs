@@ -27,6 +27,7 @@ use super::error::Error;
 use super::eval::Ctx;
 use super::functions::{self, CidrSet, FunctionDef, Num, StrBuf, Ty};
 use super::lucene;
+use super::prefilter::{self, Atom, AtomKind};
 use super::wildcard::{StrSet, WildcardSet};
 use super::{MissingPolicy, Options};
 use crate::document::{Document, FieldPath, Scalar};
@@ -145,6 +146,22 @@ impl Program {
         lits.prefixes.sort();
         lits.prefixes.dedup();
         Some(lits)
+    }
+
+    /// Literals one of which every event this program matches holds, the cheapest list by
+    /// `cost` (see [`super::prefilter`]); `None` when the condition implies none.
+    pub fn atoms(&self, cost: &dyn Fn(&str, AtomKind) -> Option<u32>) -> Option<Vec<Atom<'_>>> {
+        prefilter::atoms(&self.root, cost).map(|(_, list)| list)
+    }
+
+    /// Lists of literals every event this program matches holds one of each, with their
+    /// prices, cheapest first: one per operand of the condition's top-level `and` that implies
+    /// any (see [`super::prefilter`]). Empty when the condition implies none.
+    pub fn atom_lists(
+        &self,
+        cost: &dyn Fn(&str, AtomKind) -> Option<u32>,
+    ) -> Vec<(u32, Vec<Atom<'_>>)> {
+        prefilter::conjuncts(&self.root, cost)
     }
 
     /// Fields that must be present (non-null) for the condition to hold: a positive test of a
@@ -1152,8 +1169,9 @@ fn describe_typed(x: &Low) -> String {
 }
 
 /// Rough evaluation cost, to test cheap operands of `and`/`or` first. Fields that are the
-/// same on almost every process event (`event.type`, `host.os.type`, …) rank after other
-/// cheap tests, since a more selective test usually decides the `and` sooner.
+/// same on almost every process event (`event.type`, `host.os.type`, …) rank last: they
+/// hardly ever decide an `and`, which any other test is likelier to make false. A negation
+/// ranks after the test it negates: rules negate exclusions, which mostly hold.
 fn cost(n: &Node) -> u32 {
     match n {
         Node::Const(_) => 0,
@@ -1169,10 +1187,10 @@ fn cost(n: &Node) -> u32 {
                 field.as_str(),
                 "event.type" | "event.action" | "event.category" | "event.kind" | "host.os.type"
             );
-            base + u32::from(common)
+            base + if common { 50 } else { 0 }
         }
         Node::Value { .. } | Node::ValueExists(_) => 30,
-        Node::Not(x) => cost(x),
+        Node::Not(x) => cost(x).saturating_add(8),
         Node::And(xs) | Node::Or(xs) => xs.iter().map(cost).fold(0u32, u32::saturating_add),
     }
 }

@@ -24,6 +24,7 @@ pub mod lexer;
 pub mod lucene;
 pub mod parser;
 mod pipes;
+pub mod prefilter;
 pub mod query;
 pub mod sample;
 pub mod sequence;

@@ -455,6 +455,20 @@ impl QueryState {
         retain: &mut Retain<'_, D>,
         out: &mut dyn FnMut(Hit<'_, D>),
     ) {
+        self.on_candidate(q, tick, retain, !0, out)
+    }
+
+    /// Evaluates one event that can match only the items whose bits are set in `items` (bit
+    /// `i`: item `i` of [`Compiled::items`]; bit 63 stands for every item from the 63rd on),
+    /// as a rule index knows: the other items are taken as not matching, unevaluated.
+    pub fn on_candidate<D: Document + ?Sized>(
+        &mut self,
+        q: &Compiled,
+        tick: Tick,
+        retain: &mut Retain<'_, D>,
+        items: u64,
+        out: &mut dyn FnMut(Hit<'_, D>),
+    ) {
         if self.pipes.exhausted() {
             return;
         }
@@ -465,7 +479,7 @@ impl QueryState {
         } = self;
         match (inner, &q.body) {
             (Inner::Event, Body::Event(p)) => {
-                if !p.matches(retain.doc()) {
+                if !may_match(items, 0) || !p.matches(retain.doc()) {
                     return;
                 }
                 stats.completed += 1;
@@ -483,12 +497,12 @@ impl QueryState {
                 }
             }
             (Inner::Sequence(st), Body::Sequence(s)) => {
-                st.on_event(s, tick, retain, stats, &mut |m| {
+                st.on_event(s, tick, retain, items, stats, &mut |m| {
                     pipes.push(m, &mut |m| out(Hit::Match(m)))
                 });
             }
             (Inner::Sample(st), Body::Sample(s)) => {
-                st.on_event(s, tick, retain, stats, &mut |m| {
+                st.on_event(s, tick, retain, items, stats, &mut |m| {
                     pipes.push(m, &mut |m| out(Hit::Match(m)))
                 });
             }
@@ -534,4 +548,10 @@ impl QueryState {
         };
         self.stats.set_pending(pending + self.pipes.held(), keys);
     }
+}
+
+/// Item `i` may match, by a rule index's item mask (see [`QueryState::on_candidate`]).
+#[inline]
+pub(crate) fn may_match(items: u64, i: usize) -> bool {
+    items & (1 << i.min(63)) != 0
 }

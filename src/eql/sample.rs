@@ -16,7 +16,7 @@
 use super::ast;
 use super::error::Error;
 use super::join::{decode, KeySpec, KeyTable};
-use super::query::{Item, Match, MatchKind, Retain, StateLimits, StateStats, Tick};
+use super::query::{may_match, Item, Match, MatchKind, Retain, StateLimits, StateStats, Tick};
 use super::{Options, Program};
 use crate::document::{Document, Retained};
 
@@ -114,6 +114,7 @@ impl SampleState {
         sample: &Sample,
         tick: Tick,
         retain: &mut Retain<'_, D>,
+        may: u64,
         stats: &mut StateStats,
         emit: &mut dyn FnMut(Match),
     ) {
@@ -125,7 +126,10 @@ impl SampleState {
             self.next_sweep = tick.safe.saturating_add(every);
         }
         for (i, item) in sample.items.iter().enumerate() {
-            if !item.program.matches(doc) || !item.keys.encode(doc, &mut self.key) {
+            if !may_match(may, i)
+                || !item.program.matches(doc)
+                || !item.keys.encode(doc, &mut self.key)
+            {
                 continue;
             }
             let n = sample.items.len();

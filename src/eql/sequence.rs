@@ -43,7 +43,9 @@ use std::collections::BinaryHeap;
 use super::ast;
 use super::error::Error;
 use super::join::{decode, KeySpec, KeyTable};
-use super::query::{Item, Match, MatchKind, Retain, Role, StateLimits, StateStats, Tick};
+use super::query::{
+    may_match, Item, Match, MatchKind, Retain, Role, StateLimits, StateStats, Tick,
+};
 use super::{Options, Program};
 use crate::document::{Document, Retained};
 
@@ -369,21 +371,29 @@ impl SequenceState {
         seq: &Sequence,
         tick: Tick,
         retain: &mut Retain<'_, D>,
+        may: u64,
         stats: &mut StateStats,
         emit: &mut dyn FnMut(Match),
     ) {
         self.emit_due(seq, tick.safe, stats, emit);
         let doc = retain.doc();
         let mut any = false;
-        for (m, item) in self.scratch.matched.iter_mut().zip(seq.items.iter()) {
-            *m = item.item.program.matches(doc);
+        for (i, (m, item)) in self
+            .scratch
+            .matched
+            .iter_mut()
+            .zip(seq.items.iter())
+            .enumerate()
+        {
+            *m = may_match(may, i) && item.item.program.matches(doc);
             any |= *m;
         }
-        let until = seq
-            .until
-            .as_ref()
-            .filter(|u| u.program.matches(doc))
-            .is_some();
+        let until = may_match(may, seq.items.len())
+            && seq
+                .until
+                .as_ref()
+                .filter(|u| u.program.matches(doc))
+                .is_some();
         if !any && !until {
             return;
         }

@@ -174,6 +174,43 @@ pub struct WildcardSet {
     /// starts of the general ones (folded when insensitive). `None` when some pattern can
     /// match a value with any start (`*x`, `*x*`, `*`, `?x`).
     leads: Option<Vec<Box<[u8]>>>,
+    /// One literal each pattern's matches must hold (see [`WildcardSet::anchors`]).
+    anchors: Option<Vec<Anchor>>,
+}
+
+/// A literal every value matched by one pattern holds, for rule indexes: the value equals it,
+/// starts with it or contains it (compared ASCII-folded when the set is insensitive).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Anchor {
+    Exact(Box<[u8]>),
+    Prefix(Box<[u8]>),
+    Contains(Box<[u8]>),
+}
+
+impl Anchor {
+    /// The anchor of one pattern: its literal start, or else its longest literal run; `None`
+    /// for a pattern without a literal (`*`, `?*`).
+    fn of(p: &str, shape: &Shape<'_>) -> Option<Anchor> {
+        let bytes = |s: &str| s.as_bytes().into();
+        Some(match *shape {
+            Shape::Exact => Anchor::Exact(bytes(p)),
+            Shape::Any => return None,
+            Shape::Prefix(x) => Anchor::Prefix(bytes(x)),
+            Shape::Suffix(x) | Shape::Infix(x) => Anchor::Contains(bytes(x)),
+            Shape::General => {
+                let lead = &p[..p.find(['*', '?']).unwrap_or(p.len())];
+                if lead.is_empty() {
+                    let run = p.split(['*', '?']).max_by_key(|r| r.len())?;
+                    if run.is_empty() {
+                        return None;
+                    }
+                    Anchor::Contains(bytes(run))
+                } else {
+                    Anchor::Prefix(bytes(lead))
+                }
+            }
+        })
+    }
 }
 
 impl WildcardSet {
@@ -188,6 +225,7 @@ impl WildcardSet {
         let mut infixes: Vec<&str> = Vec::new();
         let mut globs = Vec::new();
         let mut leads: Option<Vec<Box<[u8]>>> = Some(Vec::new());
+        let mut anchors: Option<Vec<Anchor>> = Some(Vec::new());
         let fold = |s: &str| -> Box<[u8]> {
             let mut b = s.as_bytes().to_vec();
             if insensitive {
@@ -197,6 +235,10 @@ impl WildcardSet {
         };
         for p in patterns {
             let shape = Shape::of(p);
+            anchors = anchors.and_then(|mut a| {
+                a.push(Anchor::of(p, &shape)?);
+                Some(a)
+            });
             let lead = &p[..p.find(['*', '?']).unwrap_or(p.len())];
             match shape {
                 Shape::Exact => {}
@@ -257,7 +299,20 @@ impl WildcardSet {
             infix_ac,
             globs,
             leads,
+            anchors,
         })
+    }
+
+    /// Per pattern, a literal its matches hold: a value matches only if it equals, starts
+    /// with or contains one of these (ASCII-folded when insensitive). `None` when some
+    /// pattern has no literal at all. For rule indexes.
+    pub fn anchors(&self) -> Option<&[Anchor]> {
+        self.anchors.as_deref()
+    }
+
+    /// Whether matching folds ASCII case.
+    pub fn insensitive(&self) -> bool {
+        self.insensitive
     }
 
     /// Exact patterns and literal starts that together cover every value this set matches:

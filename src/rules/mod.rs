@@ -8,6 +8,7 @@
 //! feed it. [`builtin`] is the rule pack compiled into the binary.
 
 pub mod builtin;
+mod candidates;
 pub mod coverage;
 pub mod load;
 pub mod ruleset;

