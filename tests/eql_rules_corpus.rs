@@ -376,8 +376,8 @@ fn stateful_results(set: &execsentry::rules::RuleSet, docs: &[JsonDocument]) -> 
 }
 
 /// The index must hand every rule the events it matches when events hold exactly the
-/// literals rules are indexed by: for each item of each rule, events whose fields hold one
-/// literal of each of the item's lists (equal to it, starting with it, or containing it, as
+/// literals rules are indexed by: for each alternative of each item of each rule, events whose
+/// fields hold one literal of each of its lists (equal to it, starting with it, or containing it, as
 /// the literal requires), in the rule's case and upper-cased, next to the usual process
 /// fields. Single-event verdicts and stateful results are compared with brute force.
 #[test]
@@ -398,8 +398,12 @@ fn the_index_never_changes_a_result_on_events_made_of_its_literals() {
     let (set, _) = RuleSet::from_reports(reports);
     let mut docs = Vec::new();
     for (n, rule) in set.rules().iter().enumerate() {
-        for (_, program) in rule.query().items() {
-            let lists = program.atom_lists(&|_, _| Some(0));
+        let alternatives = rule.query().items().into_iter().flat_map(|(_, p)| {
+            p.atom_alternatives(&|_, _| Some(0))
+                .into_iter()
+                .map(move |a| (p, a))
+        });
+        for (program, lists) in alternatives {
             for variant in 0..3 {
                 let i = docs.len() as i64;
                 let mut doc = serde_json::json!({

@@ -164,6 +164,15 @@ impl Program {
         prefilter::conjuncts(&self.root, cost)
     }
 
+    /// Alternatives of literal lists: every event this program matches holds a literal of
+    /// each list of some alternative (see [`super::prefilter::alternatives`]).
+    pub fn atom_alternatives(
+        &self,
+        cost: &dyn Fn(&str, AtomKind) -> Option<u32>,
+    ) -> Vec<Vec<(u32, Vec<Atom<'_>>)>> {
+        prefilter::alternatives(&self.root, cost)
+    }
+
     /// Fields that must be present (non-null) for the condition to hold: a positive test of a
     /// field is false on an absent field, an `and` needs what any operand needs, an `or` what
     /// every operand needs; under `not` nothing is required. A coverage report uses this to

@@ -34,6 +34,55 @@ pub struct Atom<'p> {
     pub literal: &'p [u8],
 }
 
+/// Most `or` operands split into alternatives.
+const MAX_ALTERNATIVES: usize = 16;
+
+/// The alternatives of `node`, each as lists of atoms it implies independently (see
+/// [`conjuncts`]); an event the condition matches holds an atom of every list of some
+/// alternative. An `or` among the operands of a top-level `and` (or a top-level `or`) splits
+/// into one alternative per operand, each keeping the lists of the other `and` operands:
+/// `name : "python*" and cmdline : "*fromhex*" or name == "xxd" and args : "-r*"` needs a
+/// `python` name with `fromhex`, or `xxd` with `-r`, not any of the four. The first `or` whose
+/// operands all imply atoms and some imply two lists is split; otherwise there is one
+/// alternative, the lists of [`conjuncts`].
+pub(crate) fn alternatives<'n>(
+    node: &'n Node,
+    cost: &dyn Fn(&str, AtomKind) -> Option<u32>,
+) -> Vec<Vec<(u32, Vec<Atom<'n>>)>> {
+    let operands: &[Node] = match node {
+        Node::And(nodes) => nodes,
+        other => std::slice::from_ref(other),
+    };
+    let split = operands.iter().enumerate().find_map(|(at, n)| {
+        let Node::Or(branches) = n else {
+            return None;
+        };
+        if branches.len() > MAX_ALTERNATIVES {
+            return None;
+        }
+        let lists: Vec<_> = branches.iter().map(|b| conjuncts(b, cost)).collect();
+        let usable = lists.iter().all(|l| !l.is_empty()) && lists.iter().any(|l| l.len() > 1);
+        usable.then_some((at, lists))
+    });
+    let Some((at, branches)) = split else {
+        return vec![conjuncts(node, cost)];
+    };
+    let others: Vec<_> = operands
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != at)
+        .filter_map(|(_, n)| atoms(n, cost))
+        .collect();
+    branches
+        .into_iter()
+        .map(|mut lists| {
+            lists.extend(others.iter().cloned());
+            lists.sort_by_key(|(c, list)| (*c, list.len()));
+            lists
+        })
+        .collect()
+}
+
 /// Lists of atoms `node` implies independently, cheapest first: one per operand of a top-level
 /// `and` that implies any (an event must then hold an atom of every list), or the one list of
 /// any other node. Each list as [`atoms`] prices it.

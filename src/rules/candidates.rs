@@ -250,12 +250,34 @@ impl Group {
                 continue;
             };
             for (item, p) in programs(rule).into_iter().enumerate() {
-                group.entries.push(Entry {
-                    rule: i as u32,
-                    item: item.min(63) as u8,
-                });
-                lists.push(slotted_lists(p));
+                for alternative in p.atom_alternatives(&cost) {
+                    group.entries.push(Entry {
+                        rule: i as u32,
+                        item: item.min(63) as u8,
+                    });
+                    lists.push(slotted(alternative));
+                }
             }
+        }
+        // A refining list (slot 1 and on) costs a lookup of its fields on every event. Exact
+        // values are cheap to look up (most values are not even of a key's length); walking
+        // values for prefixes and substrings pays when the group walks those fields anyway,
+        // not for one rule's sake.
+        let mut looked_up: Vec<&FieldPath> = Vec::new();
+        for (_, atom) in lists.iter().flatten().filter(|(slot, _)| *slot == 0) {
+            if !looked_up.contains(&atom.field) {
+                looked_up.push(atom.field);
+            }
+        }
+        for entry in &mut lists {
+            let dropped: Vec<usize> = entry
+                .iter()
+                .filter(|(slot, a)| {
+                    *slot > 0 && a.kind != AtomKind::Exact && !looked_up.contains(&a.field)
+                })
+                .map(|(slot, _)| *slot)
+                .collect();
+            entry.retain(|(slot, _)| !dropped.contains(slot));
         }
         let words = group.entries.len().div_ceil(64);
         group.always_bits = vec![0; words];
@@ -371,12 +393,12 @@ impl Group {
     }
 }
 
-/// The literals a program is indexed by, each with its slot; empty when it cannot be
-/// indexed. Its lists, cheapest first: the first always, and up to [`SLOTS`]` - 1` more
-/// below [`SECOND_LIST_MAX_COST`].
-fn slotted_lists(program: &Program) -> Vec<(usize, Atom<'_>)> {
+/// The literals of one alternative of a program (its lists, cheapest first), each with its
+/// slot: the first list always, and up to [`SLOTS`]` - 1` more below
+/// [`SECOND_LIST_MAX_COST`]. Empty when the alternative implies no literal.
+fn slotted(lists: Vec<(u32, Vec<Atom<'_>>)>) -> Vec<(usize, Atom<'_>)> {
     let mut out = Vec::new();
-    for (slot, (price, list)) in program.atom_lists(&cost).into_iter().enumerate() {
+    for (slot, (price, list)) in lists.into_iter().enumerate() {
         if slot >= SLOTS || (slot > 0 && price >= SECOND_LIST_MAX_COST) {
             break;
         }

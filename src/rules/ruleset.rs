@@ -188,6 +188,14 @@ impl RuleSet {
         self.any.visit(doc, |i, items| try_rule(i as usize, items));
     }
 
+    /// The rules `doc` is a candidate for, with the items it may match.
+    #[cfg(test)]
+    fn candidates<D: Document + ?Sized>(&self, doc: &D) -> Vec<(usize, u64)> {
+        let mut out = Vec::new();
+        self.visit(doc, |i, items| out.push((i, items)));
+        out
+    }
+
     /// How many (single-event, stateful) rules are reached only through a literal index; the
     /// rest are tried on every event of their categories.
     pub fn indexed_count(&self) -> (usize, usize) {
@@ -458,6 +466,67 @@ mod tests {
         .map(doc)
         .collect();
         assert!(same_verdicts(&set, &docs) > 10);
+    }
+
+    #[test]
+    fn alternatives_and_refining_lists_narrow_the_candidates() {
+        let set = set(&[
+            r#"process where (process.name : "python*" and process.command_line : "*fromhex*") or (process.name == "xxd" and process.args : "-r*")"#,
+            r#"process where process.name in ("cat", "grep") and process.args like "/sys/kernel/debug/*""#,
+            r#"sequence [process where process.name == "a"] [process where process.parent.name == "b" and process.args == "-x"]"#,
+            // Substrings of the command line and the arguments are looked up for these anyway,
+            // so the others may be refined by them.
+            r#"process where process.command_line : "*zzz*""#,
+            r#"process where process.args : "*yyy*""#,
+        ]);
+        let ev = |v: serde_json::Value| {
+            let mut v = v;
+            v["event"]["category"] = json!("process");
+            doc(v)
+        };
+        let cases = [
+            (
+                json!({"process": {"name": "python3", "command_line": "python3 -c print(bytes.fromhex('41'))"}}),
+                vec![(0, 1)],
+            ),
+            (
+                json!({"process": {"name": "python3", "command_line": "python3 -m http.server"}}),
+                vec![],
+            ),
+            (
+                json!({"process": {"name": "xxd", "args": ["xxd", "-r", "-p"]}}),
+                vec![(0, 1)],
+            ),
+            (
+                json!({"process": {"name": "xxd", "args": ["xxd", "f"], "command_line": "fromhex"}}),
+                vec![],
+            ),
+            (
+                json!({"process": {"name": "cat", "args": ["cat", "/sys/kernel/debug/kprobes/list"]}}),
+                vec![(1, 1)],
+            ),
+            (
+                json!({"process": {"name": "cat", "args": ["cat", "/etc/passwd"]}}),
+                vec![],
+            ),
+            // A sequence learns which of its items the event can match.
+            (
+                json!({"process": {"name": "a", "args": ["-x"], "parent": {"name": "b"}}}),
+                vec![(2, 0b11)],
+            ),
+            (
+                json!({"process": {"name": "z", "args": ["-x"], "parent": {"name": "b"}}}),
+                vec![(2, 0b10)],
+            ),
+            (
+                json!({"process": {"name": "z", "args": ["-y"], "parent": {"name": "b"}}}),
+                vec![],
+            ),
+        ];
+        for (v, want) in cases {
+            let d = ev(v);
+            assert_eq!(set.candidates(&d), want, "{:?}", d.to_json());
+        }
     }
 
     #[test]
