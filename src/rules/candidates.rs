@@ -454,8 +454,10 @@ impl FieldIndex {
             };
             if self.exact_lens & (1 << bytes.len().min(127)) != 0 && bytes.len() <= INDEX_KEY_MAX {
                 let k = &mut hits.key[..bytes.len()];
-                k.copy_from_slice(bytes);
-                k.make_ascii_lowercase();
+                // Lowercased while copied: a short value is not worth a call to memcpy.
+                for (to, from) in k.iter_mut().zip(bytes) {
+                    *to = from.to_ascii_lowercase();
+                }
                 if let Some(list) = self.exact.get(&*k) {
                     hits.add(list);
                 }
