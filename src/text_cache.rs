@@ -64,6 +64,43 @@ impl TextCache {
     }
 }
 
+/// The last value one field took: a field whose value repeats back to back (the audit key, a
+/// session, a working directory) skips the hash and the slot.
+#[derive(Debug, Default)]
+pub struct Recent(Option<Text>);
+
+impl Recent {
+    /// Like [`TextCache::lossy`].
+    pub fn lossy(&mut self, cache: &mut TextCache, bytes: &[u8]) -> Text {
+        match &self.0 {
+            Some(t) if t.as_bytes() == bytes => t.clone(),
+            _ => {
+                let t = cache.lossy(bytes);
+                self.0 = Some(t.clone());
+                t
+            }
+        }
+    }
+}
+
+/// Like [`Recent`], for a numeric id shown in decimal.
+#[derive(Debug, Default)]
+pub struct RecentId(Option<(u32, Text)>);
+
+impl RecentId {
+    /// Like [`TextCache::decimal`].
+    pub fn decimal(&mut self, cache: &mut TextCache, v: u32) -> Text {
+        match &self.0 {
+            Some((id, t)) if *id == v => t.clone(),
+            _ => {
+                let t = cache.decimal(v);
+                self.0 = Some((v, t.clone()));
+                t
+            }
+        }
+    }
+}
+
 /// `v` in decimal, written at the end of `buf`.
 pub fn decimal_digits(mut v: u32, buf: &mut [u8; 10]) -> &str {
     let mut i = buf.len();
@@ -133,6 +170,19 @@ mod tests {
         let mut c = TextCache::new();
         assert_eq!(&*c.lossy(b"/\xff"), "/\u{fffd}");
         assert_eq!(&*c.lossy("/\u{fffd}".as_bytes()), "/\u{fffd}");
+    }
+
+    #[test]
+    fn recent_values_are_exact() {
+        let (mut c, mut r, mut id) = (TextCache::new(), Recent::default(), RecentId::default());
+        for v in ["/home/u", "/home/u", "/tmp", "/home/u"] {
+            assert_eq!(&*r.lossy(&mut c, v.as_bytes()), v);
+        }
+        assert_eq!(&*r.lossy(&mut c, b"/\xff"), "/\u{fffd}");
+        assert_eq!(&*r.lossy(&mut c, "/\u{fffd}".as_bytes()), "/\u{fffd}");
+        for v in [3, 3, 4_294_967_294, 3] {
+            assert_eq!(*id.decimal(&mut c, v), v.to_string());
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::entity::EntityIds;
 use crate::event::{basename, Action, HostInfo, ProcessEvent, ProcessInfo, SourceFacts};
 use crate::process_table::{Limits, ProcessTable, TableStats};
 use crate::procfs;
-use crate::text_cache::TextCache;
+use crate::text_cache::{Recent, RecentId, TextCache};
 use crate::users::{IdsCache, NameCache};
 
 /// Audit's "unset" id (auid, ses).
@@ -26,6 +26,16 @@ const UNSET: u32 = u32::MAX;
 /// jiffy-coarse and `/proc` start times tick-coarse.
 const START_SLACK_NS: i64 = 1_000_000_000;
 
+/// The last value of the fields that repeat back to back most (see [`Recent`]).
+#[derive(Debug, Default)]
+struct RecentFields {
+    session: RecentId,
+    audit_user_id: RecentId,
+    key: Recent,
+    cwd: Recent,
+    tty: Recent,
+}
+
 /// Turns assembled exec records into events, keeping the process table current.
 pub struct AuditNormalizer {
     table: ProcessTable,
@@ -33,6 +43,7 @@ pub struct AuditNormalizer {
     ids: IdsCache,
     /// Shared text for values that repeat across events (ids, paths, terminal, key).
     texts: TextCache,
+    recent: RecentFields,
     host: Arc<HostInfo>,
     /// Entity ids for this host and boot.
     entity_ids: EntityIds,
@@ -61,6 +72,7 @@ impl AuditNormalizer {
             names: NameCache::new(),
             ids: IdsCache::new(),
             texts: TextCache::new(),
+            recent: RecentFields::default(),
             entity_ids: EntityIds::new(host.id.as_deref().unwrap_or_default(), ""),
             host,
             proc_root: None,
@@ -133,6 +145,7 @@ impl AuditNormalizer {
             }
             _ => "execve",
         };
+        let (texts, recent) = (&mut self.texts, &mut self.recent);
         ProcessEvent {
             timestamp_ns,
             sequence: u64::from(rec.serial),
@@ -144,13 +157,13 @@ impl AuditNormalizer {
                 session: sc
                     .ses
                     .filter(|&s| s != UNSET)
-                    .map(|v| self.texts.decimal(v)),
+                    .map(|v| recent.session.decimal(texts, v)),
                 audit_user_id: sc
                     .auid
                     .filter(|&a| a != UNSET)
-                    .map(|v| self.texts.decimal(v)),
+                    .map(|v| recent.audit_user_id.decimal(texts, v)),
                 // Several keys are joined by 0x01 by the kernel; the first is ours.
-                key: sc.keys().next().map(|k| self.texts.lossy(k)),
+                key: sc.keys().next().map(|k| recent.key.lossy(texts, k)),
                 syscall,
                 failed,
             },
@@ -177,12 +190,12 @@ impl AuditNormalizer {
             exit_code,
         } = info;
         let sc = &rec.syscall;
-        let texts = &mut self.texts;
+        let (texts, recent) = (&mut self.texts, &mut self.recent);
         *pid = sc.pid.unwrap_or(0);
         *ppid = sc.ppid.unwrap_or(0);
         self.entity_ids
             .write(*pid, u64::from(rec.serial), entity_id);
-        *working_directory = rec.cwd.as_deref().map(|c| texts.lossy(c));
+        *working_directory = rec.cwd.as_deref().map(|c| recent.cwd.lossy(texts, c));
         *executable = match (&sc.exe, rec.failed()) {
             // A failed exec leaves the old image: the attempt is the PATH name.
             (_, true) | (None, false) => {
@@ -225,7 +238,7 @@ impl AuditNormalizer {
             .tty
             .as_deref()
             .filter(|t| !t.is_empty())
-            .map(|t| texts.lossy(t));
+            .map(|t| recent.tty.lossy(texts, t));
         *interactive = tty.is_some();
         *code_signature = None;
         *start_ns = Some(timestamp_ns);
