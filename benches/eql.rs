@@ -41,11 +41,11 @@ fn event(
         executable: exe.into(),
         args: args.iter().map(|s| s.to_string()).collect(),
         working_directory: Some("/home/dev/src".into()),
-        ids: Ids {
+        ids: Arc::new(Ids {
             user_id: "1000".into(),
             user_name: Some("dev".into()),
             ..Default::default()
-        },
+        }),
         ..Default::default()
     };
     p.derive_names();

@@ -131,14 +131,14 @@ fn process(pid: u32, ppid: u32, exe: &str, args: &[&str], entity: u64) -> Proces
         executable: exe.into(),
         args: args.iter().map(|s| s.to_string()).collect(),
         working_directory: Some("/home/dev/src".into()),
-        ids: Ids {
+        ids: Arc::new(Ids {
             user_id: "1000".into(),
             user_name: Some("dev".into()),
             real_user_id: "1000".into(),
             group_id: "1000".into(),
             real_group_id: "1000".into(),
             ..Default::default()
-        },
+        }),
         start_ns: Some(0),
         ..Default::default()
     };

@@ -152,7 +152,7 @@ fn main() {
                 pid: 1000 + i,
                 ppid: 1,
                 entity_id: format!("parent-{i}"),
-                executable: format!("/usr/bin/{}", names[i as usize % names.len()]),
+                executable: format!("/usr/bin/{}", names[i as usize % names.len()]).into(),
                 args: vec![names[i as usize % names.len()].clone()],
                 ..Default::default()
             };
@@ -193,14 +193,14 @@ fn main() {
             pid: rng.below(4_000_000) as u32,
             ppid: parent.pid,
             entity_id: format!("{:016x}", rng.next()),
-            executable: format!("/usr/bin/{name}"),
+            executable: format!("/usr/bin/{name}").into(),
             args: vec![name.clone(), "-c".into(), format!("x{}", rng.below(100))],
             working_directory: Some("/tmp".into()),
-            ids: Ids {
+            ids: Arc::new(Ids {
                 user_id: rng.below(2000).to_string(),
                 user_name: Some(format!("user{}", rng.below(10_000))),
                 ..Default::default()
-            },
+            }),
             ..Default::default()
         };
         p.derive_names();

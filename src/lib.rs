@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod process_table;
 #[cfg(target_os = "linux")]
 pub mod procfs;
+pub mod text_cache;
 pub mod users;
 
 pub use document::{Document, FieldPath, JsonDocument, Scalar, Values};

@@ -14,7 +14,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use cli::{AuditRulesArgs, Cli, Command, FormatArg, ReplayArgs, RuleArgs, RulesCommand, RunArgs};
+use cli::{
+    AuditRulesArgs, Cli, Command, FormatArg, ReplayArgs, RuleArgs, RulesArgs, RulesCommand, RunArgs,
+};
 use execsentry::config::{Config, Overrides, SourceKind};
 use execsentry::eql;
 use execsentry::pipeline::{SinkThreadOptions, Snapshot, StatsHook};
@@ -137,6 +139,31 @@ fn load_reports(args: &RuleArgs) -> Result<Vec<Report>> {
     )?)
 }
 
+/// The rules `run` would load: the config file's `[rules]` and `[throttle]`, flags over them.
+fn configured_reports(args: &RulesArgs) -> Result<Vec<Report>> {
+    let (mut config, file) = Config::load(args.config.as_deref())?;
+    if let Some(path) = &file {
+        log::info!("rules as configured in {}", path.display());
+    }
+    config.apply(Overrides {
+        rules: args.rules.rules.clone(),
+        builtin_rules: args.rules.no_builtin_rules.then_some(false),
+        ..Overrides::default()
+    });
+    rule_reports(&config)
+}
+
+/// Every rule the config names, as loaded, with its throttle override applied.
+fn rule_reports(config: &Config) -> Result<Vec<Report>> {
+    let mut reports = load_all(
+        config.rules.builtin,
+        &config.rules.paths,
+        &eql::Options::default(),
+    )?;
+    config.throttle.apply(&mut reports);
+    Ok(reports)
+}
+
 /// Writes to stdout; a reader that went away (`| head`) ends the output quietly.
 fn print(text: &str) -> Result<()> {
     let mut out = io::stdout().lock();
@@ -146,8 +173,8 @@ fn print(text: &str) -> Result<()> {
     }
 }
 
-fn rules_check(args: &RuleArgs) -> Result<ExitCode> {
-    let reports = load_reports(args)?;
+fn rules_check(args: &RulesArgs) -> Result<ExitCode> {
+    let reports = configured_reports(args)?;
     let mut out = String::new();
     let mut counts = [0usize; 4];
     let mut cover = [Tally::default(), Tally::default()];
@@ -270,8 +297,8 @@ impl Tally {
     }
 }
 
-fn rules_list(args: &RuleArgs) -> Result<ExitCode> {
-    let (set, rest) = RuleSet::from_reports(load_reports(args)?);
+fn rules_list(args: &RulesArgs) -> Result<ExitCode> {
+    let (set, rest) = RuleSet::from_reports(configured_reports(args)?);
     let rows: Vec<[String; 5]> = set
         .rules()
         .iter()
@@ -565,13 +592,7 @@ fn effective_config(args: RunArgs) -> Result<(Config, Option<PathBuf>)> {
 /// The rules the config names, with the throttle override; an empty set is an error.
 #[cfg_attr(not(any(target_os = "linux", target_os = "macos")), allow(dead_code))]
 fn load_rules(config: &Config) -> Result<RuleSet> {
-    let mut reports = load_all(
-        config.rules.builtin,
-        &config.rules.paths,
-        &eql::Options::default(),
-    )?;
-    config.throttle.apply(&mut reports);
-    let (rules, rest) = RuleSet::from_reports(reports);
+    let (rules, rest) = RuleSet::from_reports(rule_reports(config)?);
     warn_not_loaded(&rest);
     if rules.is_empty() {
         bail!(

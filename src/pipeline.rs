@@ -57,6 +57,11 @@ pub struct Counters {
     pub late_events: AtomicU64,
     /// Changes to the audit configuration made by someone else while the sensor runs.
     pub tamper_events: AtomicU64,
+    /// Netlink mode: times the sensor lost the audit daemon role (its registration taken or
+    /// removed, its socket closed from outside) and read the multicast group instead, and times
+    /// it registered again.
+    pub daemon_lost: AtomicU64,
+    pub daemon_regained: AtomicU64,
     /// Rule sets swapped in by SIGHUP, and reloads refused (the old set kept).
     pub rule_reloads: AtomicU64,
     pub rule_reload_failures: AtomicU64,
@@ -83,6 +88,8 @@ pub struct Snapshot {
     pub state_evicted: u64,
     pub late_events: u64,
     pub tamper_events: u64,
+    pub daemon_lost: u64,
+    pub daemon_regained: u64,
     pub rule_reloads: u64,
     pub rule_reload_failures: u64,
 }
@@ -113,6 +120,8 @@ impl Counters {
             state_evicted: g(&self.state_evicted),
             late_events: g(&self.late_events),
             tamper_events: g(&self.tamper_events),
+            daemon_lost: g(&self.daemon_lost),
+            daemon_regained: g(&self.daemon_regained),
             rule_reloads: g(&self.rule_reloads),
             rule_reload_failures: g(&self.rule_reload_failures),
         }
@@ -133,7 +142,8 @@ impl fmt::Display for Snapshot {
             "records={} bad_records={} events={} incomplete={} serial_gaps={} enobufs={} kernel_lost={} \
              channel_drops={} alerts={} suppressed={} sink_errors={} sink_dropped={} sink_queued={} \
              partial_matches={} state_keys={} state_evicted={} late_events={} \
-             tamper_events={} rule_reloads={} rule_reload_failures={}",
+             tamper_events={} daemon_lost={} daemon_regained={} rule_reloads={} \
+             rule_reload_failures={}",
             self.records,
             self.bad_records,
             self.events,
@@ -152,6 +162,8 @@ impl fmt::Display for Snapshot {
             self.state_evicted,
             self.late_events,
             self.tamper_events,
+            self.daemon_lost,
+            self.daemon_regained,
             self.rule_reloads,
             self.rule_reload_failures
         )

@@ -267,10 +267,10 @@ mod tests {
     fn generation_guards_against_pid_reuse() {
         let mut t = ProcessTable::new(Limits::default());
         t.insert(proc(10, "/bin/bash"), 1);
-        assert_eq!(t.get(10, Some(1)).unwrap().name, "bash");
+        assert_eq!(&*t.get(10, Some(1)).unwrap().name, "bash");
         assert!(t.get(10, Some(2)).is_none());
         t.insert(proc(10, "/usr/bin/python3"), 2);
-        assert_eq!(t.get(10, None).unwrap().name, "python3");
+        assert_eq!(&*t.get(10, None).unwrap().name, "python3");
         assert!(t.get(10, Some(1)).is_none());
     }
 
@@ -281,7 +281,7 @@ mod tests {
         assert!(t.fork(10, Some(7), 11, 1, Some(5)));
         let child = t.get(11, Some(1)).unwrap();
         assert_eq!(
-            (child.pid, child.ppid, child.name.as_str(), child.start_ns),
+            (child.pid, child.ppid, &*child.name, child.start_ns),
             (11, 10, "zsh", Some(5))
         );
         assert!(!t.fork(99, None, 12, 1, None));
@@ -339,7 +339,7 @@ mod tests {
         t.keep_spares();
         t.insert(proc(10, "/bin/cat"), 3);
         let mut spare = t.take_spare().expect("the replaced image");
-        assert_eq!(spare.name, "ls");
+        assert_eq!(&*spare.name, "ls");
         assert!(Arc::get_mut(&mut spare).is_some(), "no one else holds it");
         assert!(t.take_spare().is_none());
 
@@ -347,7 +347,7 @@ mod tests {
         let held = t.get(10, None).unwrap();
         t.insert(proc(10, "/bin/echo"), 4);
         assert!(t.take_spare().is_none());
-        assert_eq!(held.name, "cat");
+        assert_eq!(&*held.name, "cat");
 
         // Pruned and evicted images, up to an eighth of the capacity.
         t.exit(10, None, 0);
@@ -376,7 +376,7 @@ mod tests {
                 calls += 1;
                 Some(((*proc(pid, "/usr/sbin/sshd")).clone(), 0))
             });
-            assert_eq!(got.unwrap().name, "sshd");
+            assert_eq!(&*got.unwrap().name, "sshd");
         }
         assert_eq!(calls, 1);
         assert!(t.get_or_fetch(6, None, |_| None).is_none());

@@ -73,11 +73,11 @@ pub fn read_process(
         .unwrap_or_default();
     let working_directory = fs::read_link(dir.join("cwd"))
         .ok()
-        .map(|p| p.to_string_lossy().into_owned());
+        .map(|p| p.to_string_lossy().into());
     let status = fs::read_to_string(dir.join("status")).ok()?;
     let uids = status_ids(&status, "Uid:")?;
     let gids = status_ids(&status, "Gid:")?;
-    let ids = Ids {
+    let ids = std::sync::Arc::new(Ids {
         user_id: uids[1].to_string(),
         user_name: names.user(uids[1]),
         real_user_id: uids[0].to_string(),
@@ -86,14 +86,14 @@ pub fn read_process(
         group_name: names.group(gids[1]),
         real_group_id: gids[0].to_string(),
         real_group_name: names.group(gids[0]),
-    };
+    });
     let info = ProcessInfo {
         pid,
         ppid,
         entity_id: String::new(),
-        name: basename(&executable).to_owned(),
+        name: basename(&executable).into(),
         command_line: args.join(" "),
-        executable,
+        executable: executable.into(),
         args,
         working_directory,
         ids,
@@ -177,7 +177,7 @@ mod tests {
             read_process(Path::new("/proc"), me, &clock, &mut names).expect("own /proc entry");
         assert_eq!(info.pid, me);
         assert_eq!(
-            info.executable,
+            &*info.executable,
             std::env::current_exe().unwrap().to_string_lossy()
         );
         assert!(!info.args.is_empty());

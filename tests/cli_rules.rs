@@ -309,3 +309,83 @@ fn missing_rules_path_is_exit_2() {
         );
     }
 }
+
+/// `rules check` and `rules list` load what `run` would: the config file's `[rules]`, with
+/// `--rules` and `--no-builtin-rules` over it.
+#[test]
+fn rules_commands_follow_the_config_file_and_flags_override_it() {
+    let dir = rules_dir();
+    let conf = TempDir::new("rules-config");
+    let s = |p: &std::path::Path| p.display().to_string();
+    let a = s(&dir.path().join("a"));
+    let b = s(&dir.path().join("b"));
+    let only_a = s(&conf.write(
+        "only-a.toml",
+        &format!("[rules]\npaths = [{a:?}]\nbuiltin = false\n"),
+    ));
+    let a_and_builtin = s(&conf.write("a-builtin.toml", &format!("[rules]\npaths = [{a:?}]\n")));
+    let good_id = "11111111-2222-4333-8444-555555555555";
+
+    // The file's paths and its builtin switch.
+    let r = run(&["rules", "list", "--config", &only_a]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains(good_id), "{}", r.stdout);
+    assert!(!r.stdout.contains(SEED_ID), "builtin = false: {}", r.stdout);
+    assert!(
+        r.stdout
+            .ends_with("1 rule loaded; 1 not loaded (see `execsentry rules check`)\n"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["rules", "check", "--config", &only_a]);
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+    entry(&r.stdout, "ok ", "good.toml");
+    assert!(!r.stdout.contains("builtin:"), "{}", r.stdout);
+
+    // --rules replaces the file's paths (the file's builtin switch still holds).
+    let r = run(&["rules", "check", "--config", &only_a, "--rules", &b]);
+    assert_eq!(r.code, Some(1), "the errors in b: {}", r.stdout);
+    entry(&r.stdout, "error", "bad_literal.toml");
+    assert!(!r.stdout.contains("good.toml"), "{}", r.stdout);
+    assert!(!r.stdout.contains("builtin:"), "{}", r.stdout);
+
+    // --no-builtin-rules turns off what the file leaves on.
+    let r = run(&["rules", "list", "--config", &a_and_builtin]);
+    assert!(
+        r.stdout.contains(SEED_ID) && r.stdout.contains(good_id),
+        "{}",
+        r.stdout
+    );
+    let r = run(&[
+        "rules",
+        "list",
+        "--config",
+        &a_and_builtin,
+        "--no-builtin-rules",
+    ]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(!r.stdout.contains(SEED_ID), "{}", r.stdout);
+    assert!(r.stdout.contains(good_id), "{}", r.stdout);
+
+    // A bad or missing file is an error that names it (as for `run`).
+    let bad = s(&conf.write("bad.toml", "[rules]\npath = []\n"));
+    for sub in ["check", "list"] {
+        let r = run(&["rules", sub, "--config", &bad]);
+        assert_eq!(r.code, Some(2), "{sub}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains(&format!("{bad}:2:1: unknown field `path`")),
+            "{sub}: {}",
+            r.stderr
+        );
+        let missing = s(&conf.path().join("absent.toml"));
+        let r = run(&["rules", sub, "--config", &missing]);
+        assert_eq!(r.code, Some(2), "{sub}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains(&format!("cannot read config file {missing}")),
+            "{sub}: {}",
+            r.stderr
+        );
+    }
+}

@@ -223,6 +223,86 @@ fn audisp_run_writes_rotated_alerts_events_and_stats() {
     assert!(event_lines > 0);
 }
 
+/// The plugin source reports like the others while it runs: a counters line on stderr and the
+/// stats file rewritten every interval, not only at exit.
+#[test]
+fn audisp_run_writes_periodic_stats() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = TempDir::new("run-audisp-stats");
+    let rule = dir.write("true.toml", TRUE_RULE);
+    let stats_json = dir.path().join("stats.json");
+    let mut child = cli_support::command()
+        .args([
+            "run",
+            "--config",
+            "/dev/null",
+            "--source",
+            "audisp",
+            "--no-builtin-rules",
+            "--rules",
+            &s(&rule),
+            "--alerts",
+            &s(&dir.path().join("alerts.ndjson")),
+            "--stats-interval",
+            "1",
+            "--stats-json",
+            &s(&stats_json),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn execsentry");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The records go in and stdin stays open: the sensor keeps running.
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(&fixture()).unwrap();
+    input.flush().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut stats_line = None;
+    while stats_line.is_none() && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            if line.starts_with("execsentry: stats ") && line.contains(" events=33 ") {
+                stats_line = Some(line);
+            }
+        }
+    }
+    let stats_line = stats_line.expect("a periodic stats line counting the 33 events");
+    assert!(stats_line.contains(" alerts=32 "), "{stats_line}");
+    // The file is rewritten while running (it starts as all zeros), just after the line.
+    let mut st = stats(&stats_json);
+    while st["events"] != 33 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        st = stats(&stats_json);
+    }
+    assert_eq!(st["events"], 33, "{st}");
+    assert_eq!(st["alerts"], 32, "{st}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running: stdin is open"
+    );
+
+    drop(input);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success(), "{status}");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(
+        rest.iter().any(|l| l.starts_with("execsentry: stopped; ")),
+        "{rest:?}"
+    );
+}
+
 /// A full disk: every alert write fails; the run still ends normally, and the alerts it could
 /// not write are counted (and said) rather than silently gone.
 #[test]

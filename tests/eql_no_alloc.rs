@@ -44,10 +44,10 @@ fn process(exe: &str, args: &[&str], parent: Option<(&str, &[&str])>) -> Process
         executable: exe.into(),
         args: args.iter().map(|s| s.to_string()).collect(),
         working_directory: Some("/tmp".into()),
-        ids: Ids {
+        ids: Arc::new(Ids {
             user_id: "0".into(),
             ..Default::default()
-        },
+        }),
         ..Default::default()
     };
     p.derive_names();

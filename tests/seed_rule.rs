@@ -274,13 +274,13 @@ fn event(args: &[&str], parent: Option<(&str, &[&str])>, action: Action) -> Proc
     let mut p = ProcessInfo {
         pid: 4242,
         ppid: 4200,
-        executable: format!("/usr/bin/{}", args[0]),
+        executable: format!("/usr/bin/{}", args[0]).into(),
         args: args.iter().map(|s| s.to_string()).collect(),
-        ids: Ids {
+        ids: Arc::new(Ids {
             user_id: "33".into(),
             user_name: Some("www-data".into()),
             ..Default::default()
-        },
+        }),
         ..Default::default()
     };
     p.derive_names();

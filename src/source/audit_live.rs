@@ -6,7 +6,11 @@
 //! changed is restored by guards, also on error.
 //!
 //! Threads: the reader only receives and batches records (a full queue drops the batch, counted);
-//! the evaluator parses, assembles, normalizes and runs the rules; the sink writes alerts.
+//! the evaluator parses, assembles, normalizes and runs the rules; the sink writes alerts; the
+//! main thread prints the counters and, on the kernel side, watches for tampering
+//! ([`audit_tamper`]). In netlink mode a lost daemon role sends the reader to the multicast
+//! group until it is free again ([`crate::source::audit_daemon`]). As an auditd plugin the
+//! kernel side is auditd's: the main thread only prints the counters.
 
 use std::io::{self, BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +19,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
-use execsentry_linux::control::{AuditConfigGuard, Control, LostCounter, StatusChange};
+use execsentry_linux::control::{
+    AuditConfigGuard, AuditStatus, Control, LostCounter, StatusChange,
+};
 use execsentry_linux::netlink::{daemon_alive, Received, RecordSocket, SocketOptions, Stopper};
 use execsentry_linux::reader::{LineErrorKind, LineReader};
 use execsentry_linux::{parse_body, parse_line, Arch, Assembler, AssemblerConfig, AuditEvent};
@@ -30,6 +36,7 @@ use crate::process_table::Limits;
 use crate::replay::{Flow, Replay, ReplayError};
 use crate::rules::RuleSet;
 use crate::sink::{EventWriter, Sink};
+use crate::source::audit_daemon::{DaemonWatch, RecordSource};
 use crate::source::audit_tamper::{self, Watch};
 use crate::source::linux_audit::AuditNormalizer;
 
@@ -180,16 +187,36 @@ pub fn run<S: Sink + Send + 'static>(
             "execsentry: ready (source audisp: auditd plugin records on stdin; {} rules)",
             rules.len()
         );
-        let snapshot = evaluate(
-            rx,
-            rules,
-            reloads,
-            outputs,
-            normalizer,
-            sensor_limits(AssemblerConfig::text()),
-            &counters,
-            opts.sinks,
-        );
+        let snapshot = thread::scope(|scope| -> Result<Snapshot, LiveError> {
+            let evaluator = {
+                let counters = Arc::clone(&counters);
+                thread::Builder::new()
+                    .name("evaluator".into())
+                    .spawn_scoped(scope, move || {
+                        evaluate(
+                            rx,
+                            rules,
+                            reloads,
+                            outputs,
+                            normalizer,
+                            sensor_limits(AssemblerConfig::text()),
+                            &counters,
+                            opts.sinks,
+                        )
+                    })?
+            };
+            // auditd owns the kernel side: nothing to poll there, only the counters line.
+            poll_status(
+                None,
+                None,
+                &counters,
+                &stop,
+                opts.stats_interval,
+                opts.on_stats.as_ref(),
+                || evaluator.is_finished(),
+            );
+            Ok(evaluator.join().expect("evaluator panicked"))
+        })?;
         drop(reader);
         return Ok(snapshot);
     }
@@ -212,14 +239,16 @@ pub fn run<S: Sink + Send + 'static>(
         // A registered daemon that is gone (a sensor that was killed) is replaced, not joined.
         _ => (status.pid != 0 && daemon_alive(status.pid)) || guard.is_none(),
     };
+    // The guard turns audit on (and back off at exit), not the socket: a socket registered
+    // again after a takeover must not take that duty with it.
     let socket_opts = SocketOptions {
         rcvbuf: opts.rcvbuf,
-        enable: true,
+        enable: false,
     };
-    let mut socket = if multicast {
-        if let Some(g) = &mut guard {
-            g.ensure_enabled()?;
-        }
+    if let Some(g) = &mut guard {
+        g.ensure_enabled()?;
+    }
+    let socket = if multicast {
         RecordSocket::multicast(socket_opts)?
     } else {
         match RecordSocket::unicast(socket_opts) {
@@ -250,12 +279,10 @@ pub fn run<S: Sink + Send + 'static>(
         let added = g.install_exec_rules(native, opts.key.as_bytes())?;
         log::info!("installed {added} exec audit rules with key {:?}", opts.key);
         let ours = g.control().rules_with_key(opts.key.as_bytes())?.len();
-        let daemon_pid = (!multicast).then(std::process::id);
-        watch = Some(Watch::new(&opts.key, native, daemon_pid, ours));
+        watch = Some(Watch::new(&opts.key, native, ours));
     } else {
         log::warn!("audit configuration is locked: reading only what the existing rules produce");
     }
-    stoppers.set(socket.stopper());
     eprintln!(
         "execsentry: ready (source {}, receive buffer {} bytes, {} rules, audit key {:?})",
         if multicast { "multicast" } else { "netlink" },
@@ -263,6 +290,10 @@ pub fn run<S: Sink + Send + 'static>(
         rules.len(),
         opts.key
     );
+    let (mut source, link) = RecordSource::new(socket, socket_opts);
+    // Beside another daemon the role is not ours to keep.
+    let daemon = (!multicast && watch.is_some()).then(|| DaemonWatch::new(link));
+    stoppers.set(source.stopper());
 
     let (tx, rx) = bounded(opts.queue_batches.max(1));
     let tamper_tx = tx.clone();
@@ -271,7 +302,7 @@ pub fn run<S: Sink + Send + 'static>(
         let reader = thread::Builder::new()
             .name("audit-reader".into())
             .spawn_scoped(scope, move || {
-                read_netlink(&mut socket, &tx, &reader_counters).map(|()| socket)
+                read_netlink(&mut source, &tx, &reader_counters).map(|()| source)
             })?;
         let evaluator = {
             let (counters, sinks) = (Arc::clone(&counters), opts.sinks);
@@ -290,7 +321,9 @@ pub fn run<S: Sink + Send + 'static>(
                     )
                 })?
         };
-        let tamper = watch.as_mut().map(|w| Tamper::new(w, tamper_tx, &host));
+        let tamper = watch
+            .as_mut()
+            .map(|w| Tamper::new(w, daemon, tamper_tx, &host));
         poll_status(
             guard.as_mut(),
             tamper,
@@ -300,9 +333,10 @@ pub fn run<S: Sink + Send + 'static>(
             opts.on_stats.as_ref(),
             || reader.is_finished(),
         );
-        let socket = reader.join().expect("audit reader panicked");
+        // The source is dropped here: a registration still ours is released.
+        let source = reader.join().expect("audit reader panicked");
         let snapshot = evaluator.join().expect("evaluator panicked");
-        if let Err(e) = &socket {
+        if let Err(e) = &source {
             log::error!("reading kernel audit failed: {e}");
         }
         Ok(snapshot)
@@ -349,9 +383,10 @@ const IDLE_TICK: Duration = Duration::from_millis(100);
 
 /// The reader thread: receive, batch, hand off; never waits for the evaluator. Each drained
 /// burst is handed off at once (so an alert never waits for more records) and followed by a
-/// short nap ([`COALESCE`]); only when a nap brought nothing does it block on the socket.
+/// short nap ([`COALESCE`]); only when a nap brought nothing does it block on the socket. With
+/// the socket drained it carries out what the tamper watch asked (see [`RecordSource`]).
 fn read_netlink(
-    socket: &mut RecordSocket,
+    source: &mut RecordSource,
     tx: &Sender<Batch>,
     counters: &Counters,
 ) -> Result<(), execsentry_linux::Error> {
@@ -360,7 +395,14 @@ fn read_netlink(
     let (mut busy, mut poll_now) = (false, false);
     loop {
         let wait = if poll_now { Duration::ZERO } else { IDLE_TICK };
-        match socket.recv(Some(wait))? {
+        let received = match source.socket().recv(Some(wait)) {
+            Ok(r) => r,
+            Err(e) => {
+                source.failed(e, counters)?;
+                continue;
+            }
+        };
+        match received {
             Received::Record { rtype, body } => {
                 let start = buf.len() as u32;
                 buf.extend_from_slice(body);
@@ -377,6 +419,11 @@ fn read_netlink(
                 if !spans.is_empty() {
                     hand_off_records(tx, &mut buf, &mut spans, counters);
                 }
+                if !poll_now {
+                    // A whole tick without records: cheap to check the socket is still ours.
+                    source.check(counters)?;
+                }
+                source.obey(counters);
                 if busy {
                     busy = false;
                     thread::sleep(COALESCE);
@@ -390,6 +437,7 @@ fn read_netlink(
         }
         if spans.len() >= BATCH_RECORDS {
             hand_off_records(tx, &mut buf, &mut spans, counters);
+            source.obey(counters);
         }
     }
     if !spans.is_empty() {
@@ -487,6 +535,7 @@ fn evaluate<S: Sink + Send + 'static>(
         recycler: asm.recycler(),
         events,
         last_prune: Instant::now(),
+        last_publish: Instant::now(),
     };
     let no_rules = RuleSet::new(Vec::new());
     let mut current = rules;
@@ -540,6 +589,8 @@ struct Stage<S> {
     recycler: execsentry_linux::assemble::Recycler,
     events: Option<(EventWriter<ChannelSink>, thread::JoinHandle<S>)>,
     last_prune: Instant,
+    /// When the rules' counters (alerts, state) were last copied out for the stats line.
+    last_publish: Instant,
 }
 
 impl<S> Stage<S> {
@@ -616,8 +667,16 @@ fn pump<S>(
             }
         }
         store_assembler_stats(asm, counters);
+        if stage.last_publish.elapsed() >= PUBLISH_EVERY {
+            replay.publish(counters);
+            stage.last_publish = Instant::now();
+        }
     }
 }
+
+/// How often the evaluator copies the rules' counters out, so the periodic stats line (at
+/// least a second apart) shows alerts as they happen, not only at exit.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
 fn store_assembler_stats(asm: &Assembler, counters: &Counters) {
     let s = asm.stats();
@@ -631,6 +690,8 @@ fn store_assembler_stats(asm: &Assembler, counters: &Counters) {
 /// Tamper detection's part of the main thread: what to watch, and where findings go.
 struct Tamper<'a> {
     watch: &'a mut Watch,
+    /// Netlink mode: the daemon role.
+    daemon: Option<DaemonWatch>,
     tx: Sender<Batch>,
     host: &'a HostInfo,
     /// Kinds of change found by the last poll: a change that persists (a re-arm that keeps
@@ -643,9 +704,15 @@ struct Tamper<'a> {
 const REARM_RETRY: Duration = Duration::from_secs(5);
 
 impl<'a> Tamper<'a> {
-    fn new(watch: &'a mut Watch, tx: Sender<Batch>, host: &'a HostInfo) -> Tamper<'a> {
+    fn new(
+        watch: &'a mut Watch,
+        daemon: Option<DaemonWatch>,
+        tx: Sender<Batch>,
+        host: &'a HostInfo,
+    ) -> Tamper<'a> {
         Tamper {
             watch,
+            daemon,
             tx,
             host,
             last: Vec::new(),
@@ -654,6 +721,7 @@ impl<'a> Tamper<'a> {
     }
 
     /// One poll; each new change becomes an event for the rules, then the sensor re-arms.
+    /// (The daemon watch reports each takeover once by itself and re-arms through the reader.)
     fn poll(&mut self, guard: &mut AuditConfigGuard, counters: &Counters) {
         let (findings, status) = match self.watch.check(guard) {
             Ok(found) => found,
@@ -663,24 +731,29 @@ impl<'a> Tamper<'a> {
             }
         };
         let kinds: Vec<_> = findings.iter().map(std::mem::discriminant).collect();
-        let now = crate::time::now_ns();
         let mut fresh = false;
         for (f, kind) in findings.iter().zip(&kinds) {
-            if self.last.contains(kind) {
-                continue;
+            if !self.last.contains(kind) {
+                fresh = true;
+                self.report(f, &status, counters);
             }
-            fresh = true;
-            Counters::add(&counters.tamper_events, 1);
-            log::error!("tamper: {}", f.message(self.watch.key()));
-            let doc = f.document(self.watch.key(), &status, self.host, now);
-            // Waits when the evaluator is behind: a tamper alert is never dropped here.
-            let _ = self.tx.send(Batch::Tamper(Box::new(doc)));
+        }
+        if let Some(f) = self.daemon.as_mut().and_then(|d| d.poll(&status)) {
+            self.report(&f, &status, counters);
         }
         if !findings.is_empty() && (fresh || self.last_rearm.elapsed() >= REARM_RETRY) {
             self.last_rearm = Instant::now();
             self.watch.rearm(guard, &findings);
         }
         self.last = kinds;
+    }
+
+    fn report(&self, f: &audit_tamper::Finding, status: &AuditStatus, counters: &Counters) {
+        Counters::add(&counters.tamper_events, 1);
+        log::error!("tamper: {}", f.message(self.watch.key()));
+        let doc = f.document(self.watch.key(), status, self.host, crate::time::now_ns());
+        // Waits when the evaluator is behind: a tamper alert is never dropped here.
+        let _ = self.tx.send(Batch::Tamper(Box::new(doc)));
     }
 }
 

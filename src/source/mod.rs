@@ -7,6 +7,8 @@
 //! shares).
 
 #[cfg(target_os = "linux")]
+pub mod audit_daemon;
+#[cfg(target_os = "linux")]
 pub mod audit_live;
 #[cfg(target_os = "linux")]
 pub mod audit_tamper;

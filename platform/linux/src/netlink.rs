@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -120,7 +120,12 @@ pub(crate) enum Reply<'a> {
 
 /// A bound NETLINK_AUDIT socket.
 pub(crate) struct NlSocket {
-    fd: OwnedFd,
+    /// `None` once given up without closing (see [`NlSocket::is_intact`]).
+    fd: Option<OwnedFd>,
+    /// The socket's inode, to tell whether `fd` still refers to it: a process with enough
+    /// privilege (a debugger attached as root) can close the descriptor from outside, and the
+    /// number may then be reused for another file.
+    ino: u64,
     seq: u32,
     buf: Vec<u8>,
 }
@@ -165,15 +170,31 @@ impl NlSocket {
             }
             return Err(Error::io("bind(NETLINK_AUDIT)", e));
         }
+        let ino = inode(fd.as_raw_fd()).ok_or_else(|| Error::last_os("fstat(NETLINK_AUDIT)"))?;
         Ok(NlSocket {
-            fd,
+            fd: Some(fd),
+            ino,
             seq: 0,
             buf: vec![0; RECV_BUF],
         })
     }
 
     pub(crate) fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
+    }
+
+    /// Whether the descriptor still refers to the socket opened (not closed from outside, its
+    /// number not reused).
+    pub(crate) fn is_intact(&self) -> bool {
+        self.fd.is_some() && inode(self.raw()) == Some(self.ino)
+    }
+
+    /// Forgets the descriptor without closing it: once it no longer refers to our socket, its
+    /// number may belong to another file of this process, which must not be closed.
+    fn forget(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            let _ = fd.into_raw_fd();
+        }
     }
 
     /// Ask for a large receive buffer: `SO_RCVBUFFORCE` (CAP_NET_ADMIN), else `SO_RCVBUF`.
@@ -419,6 +440,18 @@ enum Datagram {
     Error(io::Error),
 }
 
+/// The inode of the file `fd` refers to, if it is open.
+fn inode(fd: RawFd) -> Option<u64> {
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `stat` is plain data; fstat writes at most its size and fails cleanly on a bad fd.
+    let mut st: libc::stat = unsafe { mem::zeroed() };
+    // SAFETY: `st` is valid for writes; a closed or foreign descriptor only makes fstat fail.
+    let rc = unsafe { libc::fstat(fd, &mut st) };
+    (rc == 0).then_some(st.st_ino as u64)
+}
+
 /// Whether the registered audit daemon `pid` (an initial-namespace pid, as ours) still runs.
 pub fn daemon_alive(pid: u32) -> bool {
     Path::new("/proc").join(pid.to_string()).exists()
@@ -567,14 +600,16 @@ impl RecordSocket {
         if status.enabled == 2 {
             return Err(Error::Locked);
         }
-        if status.pid != 0 && daemon_alive(status.pid) {
+        let me = std::process::id();
+        if status.pid != 0 && status.pid != me && daemon_alive(status.pid) {
             // Asking anyway would only make the kernel probe that daemon and log a refusal.
             return Err(Error::DaemonRegistered { pid: status.pid });
         }
         // A registered pid that no longer runs is a daemon that died without unregistering
         // (killed, crashed): the kernel forgets it only at its next failed send, but lets a new
-        // daemon replace it at once (its AUDIT_REPLACE probe is refused), so ask.
-        let mut change = crate::control::StatusChange::default().pid(std::process::id());
+        // daemon replace it at once (its AUDIT_REPLACE probe is refused), so ask. Our own pid
+        // there is a registration of ours whose socket is gone (closed from outside): the same.
+        let mut change = crate::control::StatusChange::default().pid(me);
         let restore_enabled = (opts.enable && status.enabled == 0).then_some(status.enabled);
         if restore_enabled.is_some() {
             change = change.enabled(1);
@@ -636,6 +671,28 @@ impl RecordSocket {
     /// A handle that wakes and ends `recv` from another thread.
     pub fn stopper(&self) -> Stopper {
         self.stopper.clone()
+    }
+
+    /// Makes `stopper` (another socket's) wake and end this socket's `recv` instead of its own:
+    /// one handle for every socket a reader switches between.
+    pub fn set_stopper(&mut self, stopper: Stopper) {
+        self.stopper = stopper;
+    }
+
+    /// Whether the descriptor still refers to this socket. A process with enough privilege can
+    /// close it from outside (a debugger attached as root); `recv` then fails.
+    pub fn is_intact(&self) -> bool {
+        self.nl.is_intact()
+    }
+
+    /// Gives the socket up without unregistering: for a registration that is no longer ours
+    /// (another process holds the pid, or the kernel dropped it). A descriptor that no longer
+    /// refers to this socket is left open: its number may belong to another file by now.
+    pub fn abandon(mut self) {
+        self.registered = None;
+        if !self.nl.is_intact() {
+            self.nl.forget();
+        }
     }
 
     /// Whether we are (still) registered as the audit daemon.
@@ -707,13 +764,18 @@ impl RecordSocket {
         }
     }
 
-    /// Stop being the audit daemon (`pid=0`) and put `enabled` back; also done on drop.
+    /// Stop being the audit daemon (`pid=0`) and put `enabled` back; also done on drop. A pid
+    /// the kernel no longer names as ours is left alone (never release another's registration).
     pub fn release(&mut self) -> Result<(), Error> {
         let Some(restore_enabled) = self.registered.take() else {
             return Ok(());
         };
         let unregister = crate::control::StatusChange::default().pid(0);
-        let r1 = self.set_status(&unregister);
+        let r1 = match self.get_status() {
+            Ok(s) if s.pid == std::process::id() => self.set_status(&unregister),
+            Ok(_) => Ok(0),
+            Err(e) => Err(e),
+        };
         let r2 = match restore_enabled {
             Some(e) => self
                 .set_status(&crate::control::StatusChange::default().enabled(e))

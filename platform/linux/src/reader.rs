@@ -2,9 +2,11 @@
 //!
 //! Both are one record per line in the same text format (the plugin stream also carries `EOE`
 //! lines, the log does not), so one reader serves both; pair it with
-//! [`AssemblerConfig::text`](crate::AssemblerConfig::text). Lines are read into one reused buffer
-//! with a length cap, so a hostile stream cannot grow memory without bound. A malformed line is
-//! reported with its line number and column and skipped; reading goes on.
+//! [`AssemblerConfig::text`](crate::AssemblerConfig::text). A line that lies whole in the
+//! `BufRead`'s buffer is parsed where it lies (nearly every line: audit lines are short next to a
+//! read buffer); one that spans reads is copied into one reused buffer with a length cap, so a
+//! hostile stream cannot grow memory without bound. A malformed line is reported with its line
+//! number and column and skipped; reading goes on.
 
 use std::fmt;
 use std::io::{self, BufRead};
@@ -72,6 +74,9 @@ pub struct ReaderStats {
 pub struct LineReader<R> {
     inner: R,
     buf: Vec<u8>,
+    /// Bytes of `inner`'s buffer that the last line, parsed in place, still occupies: consumed
+    /// on the next call, once its record is no longer borrowed.
+    in_place: usize,
     max_line: usize,
     stats: ReaderStats,
 }
@@ -87,6 +92,7 @@ impl<R: BufRead> LineReader<R> {
         LineReader {
             inner,
             buf: Vec::with_capacity(16 * 1024),
+            in_place: 0,
             max_line,
             stats: ReaderStats::default(),
         }
@@ -100,9 +106,14 @@ impl<R: BufRead> LineReader<R> {
     /// The next non-blank line as a record (`Ok(None)` at end of input). The record borrows the
     /// reader's buffer until the next call.
     pub fn next_record(&mut self) -> io::Result<Option<Result<Record<'_>, LineError>>> {
-        let line = loop {
-            let Some(len) = self.read_line()? else {
-                return Ok(None);
+        let (line, in_place) = loop {
+            self.inner.consume(std::mem::take(&mut self.in_place));
+            let (len, in_place) = match self.whole_line_in_buffer()? {
+                Some(len) => (len, true),
+                None => match self.read_line()? {
+                    Some(len) => (len, false),
+                    None => return Ok(None),
+                },
             };
             if len > self.max_line {
                 self.stats.bad_lines += 1;
@@ -112,11 +123,25 @@ impl<R: BufRead> LineReader<R> {
                     kind: LineErrorKind::TooLong { len },
                 })));
             }
-            if !trim_line(&self.buf).is_empty() {
-                break self.stats.lines;
+            let text = if in_place {
+                // Still buffered: `fill_buf` returns the same bytes without reading.
+                self.inner.fill_buf()?.get(..len).unwrap_or_default()
+            } else {
+                &self.buf[..]
+            };
+            if !trim_line(text).is_empty() {
+                break (self.stats.lines, in_place);
             }
         };
-        Ok(Some(match parse_line(trim_line(&self.buf)) {
+        let text = if in_place {
+            self.inner
+                .fill_buf()?
+                .get(..self.in_place)
+                .unwrap_or_default()
+        } else {
+            &self.buf[..]
+        };
+        Ok(Some(match parse_line(trim_line(text)) {
             Ok(rec) => {
                 self.stats.records += 1;
                 Ok(rec)
@@ -147,6 +172,24 @@ impl<R: BufRead> LineReader<R> {
             }
         }
         Ok(())
+    }
+
+    /// When the next line lies whole in `inner`'s buffer: its length (without the newline), with
+    /// the line and its newline left there, to be consumed on the next call.
+    fn whole_line_in_buffer(&mut self) -> io::Result<Option<usize>> {
+        let chunk = loop {
+            match self.inner.fill_buf() {
+                Ok(c) => break c,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        let Some(len) = memchr::memchr(b'\n', chunk) else {
+            return Ok(None);
+        };
+        self.in_place = len + 1;
+        self.stats.lines += 1;
+        Ok(Some(len))
     }
 
     /// Read one line into `buf` (kept up to `max_line + 1` bytes); returns its full length.
@@ -260,5 +303,31 @@ type=PROCTITLE msg=audit(1.000:1): proctitle=\"true\"\n";
             n += 1;
         }
         assert_eq!(n, 3);
+    }
+
+    /// Lines parsed in place and lines copied across reads give the same records, errors and
+    /// line numbers, whatever the read buffer's size.
+    #[test]
+    fn every_buffer_size_reads_the_same() {
+        let long = "y".repeat(200);
+        let input = format!("\n{EXEC}\r\n\n{long}\nnot a record\n{EXEC}");
+        let read = |cap: usize| {
+            let mut r =
+                LineReader::with_max_line(io::BufReader::with_capacity(cap, input.as_bytes()), 150);
+            let mut out = Vec::new();
+            while let Some(item) = r.next_record().unwrap() {
+                out.push(match item {
+                    Ok(rec) => format!("{:?} {}", rec.rtype, rec.serial),
+                    Err(e) => format!("{} {}:{:?}", e.line, e.column, e.kind),
+                });
+            }
+            (out, r.stats())
+        };
+        let (want, stats) = read(1 << 16);
+        assert_eq!(want.len(), 8, "{want:?}");
+        assert_eq!(stats.bad_lines, 2);
+        for cap in 1..input.len() + 2 {
+            assert_eq!(read(cap), (want.clone(), stats), "buffer of {cap} bytes");
+        }
     }
 }
