@@ -83,6 +83,26 @@ impl Recent {
     }
 }
 
+/// Sets `slot` to `bytes` as text, unless it already holds that text: an image refilled with the
+/// values it had (the same directory, terminal, user) keeps its shared texts and touches no
+/// reference count. `make` gives the text otherwise (from a [`TextCache`] or a [`Recent`]).
+#[inline]
+pub fn refill(slot: &mut Text, bytes: &[u8], make: impl FnOnce(&[u8]) -> Text) {
+    if slot.as_bytes() != bytes {
+        *slot = make(bytes);
+    }
+}
+
+/// Like [`refill`], for a value that may be absent.
+#[inline]
+pub fn refill_opt(slot: &mut Option<Text>, bytes: Option<&[u8]>, make: impl FnOnce(&[u8]) -> Text) {
+    match (slot.as_mut(), bytes) {
+        (Some(text), Some(bytes)) => refill(text, bytes, make),
+        (None, None) => {}
+        (_, bytes) => *slot = bytes.map(make),
+    }
+}
+
 /// Like [`Recent`], for a numeric id shown in decimal.
 #[derive(Debug, Default)]
 pub struct RecentId(Option<(u32, Text)>);
@@ -183,6 +203,32 @@ mod tests {
         for v in [3, 3, 4_294_967_294, 3] {
             assert_eq!(*id.decimal(&mut c, v), v.to_string());
         }
+    }
+
+    #[test]
+    fn refill_keeps_equal_texts_and_replaces_others() {
+        let mut c = TextCache::new();
+        let mut slot = Text::from("/home/u");
+        let before = slot.clone();
+        refill(&mut slot, b"/home/u", |b| c.lossy(b));
+        assert!(Arc::ptr_eq(&slot, &before), "equal: kept");
+        refill(&mut slot, b"/tmp", |b| c.lossy(b));
+        assert_eq!(&*slot, "/tmp");
+        refill(&mut slot, b"/\xff", |b| c.lossy(b));
+        assert_eq!(&*slot, "/\u{fffd}");
+
+        let mut opt = None;
+        refill_opt(&mut opt, None, |b| c.lossy(b));
+        assert_eq!(opt, None);
+        refill_opt(&mut opt, Some(b"pts0"), |b| c.lossy(b));
+        assert_eq!(opt.as_deref(), Some("pts0"));
+        let before = opt.clone().unwrap();
+        refill_opt(&mut opt, Some(b"pts0"), |b| c.lossy(b));
+        assert!(Arc::ptr_eq(opt.as_ref().unwrap(), &before));
+        refill_opt(&mut opt, Some(b"pts1"), |b| c.lossy(b));
+        assert_eq!(opt.as_deref(), Some("pts1"));
+        refill_opt(&mut opt, None, |b| c.lossy(b));
+        assert_eq!(opt, None);
     }
 
     #[test]

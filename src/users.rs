@@ -87,20 +87,24 @@ impl IdsCache {
 
     /// The ids (decimal, empty when absent) and names of `creds`.
     pub fn get(&mut self, creds: Credentials, names: &mut NameCache) -> Arc<Ids> {
+        Arc::clone(self.get_ref(creds, names))
+    }
+
+    /// Like [`get`](Self::get), borrowed: a caller whose image may already hold these ids
+    /// compares pointers and clones only on a change.
+    pub fn get_ref(&mut self, creds: Credentials, names: &mut NameCache) -> &Arc<Ids> {
         let mut h = 0u64;
         for id in creds {
             let v = id.map_or(u64::MAX, u64::from);
             h = (h ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
         }
         let slot = &mut self.slots[(h >> 32) as usize % IDS_SLOTS];
-        match slot {
-            Some((key, ids)) if *key == creds => Arc::clone(ids),
-            _ => {
-                let ids = Arc::new(build_ids(creds, names));
-                *slot = Some((creds, Arc::clone(&ids)));
-                ids
-            }
+        if !matches!(slot, Some((key, _)) if *key == creds) {
+            *slot = None;
         }
+        &slot
+            .get_or_insert_with(|| (creds, Arc::new(build_ids(creds, names))))
+            .1
     }
 }
 

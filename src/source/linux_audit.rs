@@ -16,7 +16,7 @@ use crate::entity::EntityIds;
 use crate::event::{basename, Action, HostInfo, ProcessEvent, ProcessInfo, SourceFacts};
 use crate::process_table::{Limits, ProcessTable, TableStats};
 use crate::procfs;
-use crate::text_cache::{Recent, RecentId, TextCache};
+use crate::text_cache::{refill, refill_opt, Recent, RecentId, TextCache};
 use crate::users::{IdsCache, NameCache};
 
 /// Audit's "unset" id (auid, ses).
@@ -195,16 +195,21 @@ impl AuditNormalizer {
         *ppid = sc.ppid.unwrap_or(0);
         self.entity_ids
             .write(*pid, u64::from(rec.serial), entity_id);
-        *working_directory = rec.cwd.as_deref().map(|c| recent.cwd.lossy(texts, c));
-        *executable = match (&sc.exe, rec.failed()) {
+        // Texts are compared before they are replaced: a refilled image often had the same.
+        refill_opt(working_directory, rec.cwd.as_deref(), |c| {
+            recent.cwd.lossy(texts, c)
+        });
+        match (&sc.exe, rec.failed()) {
             // A failed exec leaves the old image: the attempt is the PATH name.
             (_, true) | (None, false) => {
                 let attempt = attempted_path(rec, working_directory.as_deref());
-                texts.text(attempt.as_deref().unwrap_or_default())
+                let attempt = attempt.as_deref().unwrap_or_default();
+                refill(executable, attempt.as_bytes(), |_| texts.text(attempt));
             }
-            (Some(exe), false) => texts.lossy(exe),
-        };
-        *name = texts.text(basename(executable));
+            (Some(exe), false) => refill(executable, exe, |exe| texts.lossy(exe)),
+        }
+        let base = basename(executable);
+        refill(name, base.as_bytes(), |_| texts.text(base));
         // One UTF-8 check for all arguments; an argument is then a slice of it, unless it ends
         // inside a character (then it is not valid alone, and goes the lossy way).
         let all = std::str::from_utf8(rec.argv.as_bytes()).ok();
@@ -231,14 +236,14 @@ impl AuditNormalizer {
                 command_line.push_str(a);
             }
         }
-        *ids = self
+        let creds = self
             .ids
-            .get([sc.euid, sc.uid, sc.egid, sc.gid], &mut self.names);
-        *tty = sc
-            .tty
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .map(|t| recent.tty.lossy(texts, t));
+            .get_ref([sc.euid, sc.uid, sc.egid, sc.gid], &mut self.names);
+        if !Arc::ptr_eq(ids, creds) {
+            *ids = Arc::clone(creds);
+        }
+        let terminal = sc.tty.as_deref().filter(|t| !t.is_empty());
+        refill_opt(tty, terminal, |t| recent.tty.lossy(texts, t));
         *interactive = tty.is_some();
         *code_signature = None;
         *start_ns = Some(timestamp_ns);
