@@ -13,13 +13,14 @@
 //! web-server children, a few shells with network redirections — each with its own pid and
 //! entity id, so the sequences keyed by entity id see new keys all the time.
 
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use execsentry::eql::Options;
-use execsentry::event::{Action, HostInfo, Ids, ProcessEvent, ProcessInfo, SourceFacts};
+use execsentry::event::{Action, HostInfo, Ids, ProcessEvent, ProcessInfo, SourceFacts, Text};
 use execsentry::rules::load::load_path;
 use execsentry::rules::{load_builtin, RuleSet};
 
@@ -123,26 +124,44 @@ const COMMANDS: &[(u32, &str, &[&str])] = &[
     ),
 ];
 
-fn process(pid: u32, ppid: u32, exe: &str, args: &[&str], entity: u64) -> ProcessInfo {
+/// What the sensor's normalizer shares between events (`text_cache`, `users::IdsCache`): one
+/// credential set, one text per distinct path or name. Arguments, command lines and entity ids
+/// are each event's own, as they are live.
+struct Shared {
+    ids: Arc<Ids>,
+    texts: HashMap<String, Text>,
+}
+
+impl Shared {
+    fn text(&mut self, s: &str) -> Text {
+        self.texts
+            .entry(s.to_owned())
+            .or_insert_with(|| s.into())
+            .clone()
+    }
+}
+
+fn process(
+    shared: &mut Shared,
+    pid: u32,
+    ppid: u32,
+    exe: &str,
+    args: &[&str],
+    entity: u64,
+) -> ProcessInfo {
     let mut p = ProcessInfo {
         pid,
         ppid,
         entity_id: format!("{entity:016x}"),
-        executable: exe.into(),
+        executable: shared.text(exe),
         args: args.iter().map(|s| s.to_string()).collect(),
-        working_directory: Some("/home/dev/src".into()),
-        ids: Arc::new(Ids {
-            user_id: "1000".into(),
-            user_name: Some("dev".into()),
-            real_user_id: "1000".into(),
-            group_id: "1000".into(),
-            real_group_id: "1000".into(),
-            ..Default::default()
-        }),
+        working_directory: Some(shared.text("/home/dev/src")),
+        ids: Arc::clone(&shared.ids),
         start_ns: Some(0),
         ..Default::default()
     };
     p.derive_names();
+    p.name = shared.text(&p.name);
     p
 }
 
@@ -156,10 +175,30 @@ fn stream(n: usize) -> Vec<ProcessEvent> {
         os_family: Some("debian".into()),
         ..Default::default()
     });
+    let mut shared = Shared {
+        ids: Arc::new(Ids {
+            user_id: "1000".into(),
+            user_name: Some("dev".into()),
+            real_user_id: "1000".into(),
+            group_id: "1000".into(),
+            real_group_id: "1000".into(),
+            ..Default::default()
+        }),
+        texts: HashMap::new(),
+    };
     let parents: Vec<Arc<ProcessInfo>> = PARENTS
         .iter()
         .enumerate()
-        .map(|(i, (exe, args))| Arc::new(process(100 + i as u32, 1, exe, args, 1 + i as u64)))
+        .map(|(i, (exe, args))| {
+            Arc::new(process(
+                &mut shared,
+                100 + i as u32,
+                1,
+                exe,
+                args,
+                1 + i as u64,
+            ))
+        })
         .collect();
     let total: u32 = COMMANDS.iter().map(|c| c.0).sum();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -183,13 +222,20 @@ fn stream(n: usize) -> Vec<ProcessEvent> {
                 timestamp_ns: 1_800_000_000_000_000_000 + i as i64 * 10_000_000,
                 sequence: i as u64,
                 action: Action::Exec,
-                process: Arc::new(process(pid, parent.pid, exe, args, 1_000 + i as u64)),
+                process: Arc::new(process(
+                    &mut shared,
+                    pid,
+                    parent.pid,
+                    exe,
+                    args,
+                    1_000 + i as u64,
+                )),
                 parent: Some(Arc::clone(parent)),
                 host: Arc::clone(&host),
                 source: SourceFacts::Audit {
-                    session: Some("3".into()),
-                    audit_user_id: Some("1000".into()),
-                    key: Some("execsentry".into()),
+                    session: Some(shared.text("3")),
+                    audit_user_id: Some(shared.text("1000")),
+                    key: Some(shared.text("execsentry")),
                     syscall: "execve",
                     failed: false,
                 },

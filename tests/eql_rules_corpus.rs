@@ -316,7 +316,8 @@ fn the_stateful_index_never_changes_a_result() {
 type Results = Vec<(usize, Vec<i64>)>;
 
 /// The stateful results of the rule set (index, item masks and all), and of every stateful rule
-/// run on every event of its categories; both sorted.
+/// run on every event of its categories; both sorted. Also checks, event by event, that the
+/// single-event hits of `evaluate_with_state` are the brute-force verdicts.
 fn stateful_results(set: &execsentry::rules::RuleSet, docs: &[JsonDocument]) -> (Results, Results) {
     use execsentry::eql::Hit;
     use execsentry::{Document, FieldPath, Scalar};
@@ -333,11 +334,20 @@ fn stateful_results(set: &execsentry::rules::RuleSet, docs: &[JsonDocument]) -> 
     let mut via_set: Results = Vec::new();
     let mut state = set.new_state();
     for d in docs {
-        set.evaluate_with_state(d, &mut state, |rule, hit| {
-            if let Hit::Match(m) = hit {
-                via_set.push((rule.index(), ids(&m.events)));
-            }
+        // Single-event hits through the state (and its cache of index lookups) are the
+        // brute-force verdicts too.
+        let mut single = Vec::new();
+        set.evaluate_with_state(d, &mut state, |rule, hit| match hit {
+            Hit::Match(m) => via_set.push((rule.index(), ids(&m.events))),
+            Hit::Event(_) => single.push(rule.index()),
         });
+        let brute: Vec<usize> = set
+            .rules()
+            .iter()
+            .filter(|r| r.program().is_some_and(|p| p.matches(d)))
+            .map(|r| r.index())
+            .collect();
+        assert_eq!(single, brute, "{:?}", d.to_json());
     }
     set.finish(&mut state, |rule, m| {
         via_set.push((rule.index(), ids(&m.events)))

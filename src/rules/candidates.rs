@@ -213,11 +213,16 @@ struct Hits {
     bits: [[u64; BITSET_WORDS]; SLOTS],
     /// Scratch for a lowercased value.
     key: [u8; INDEX_KEY_MAX],
+    /// While one value is looked up for the cache, every posting it adds.
+    record: Option<Vec<Posting>>,
 }
 
 impl Hits {
     #[inline]
     fn add(&mut self, list: &[Posting]) {
+        if let Some(record) = &mut self.record {
+            record.extend_from_slice(list);
+        }
         for p in list {
             if let Some(w) = self
                 .bits
@@ -227,6 +232,50 @@ impl Hits {
                 *w |= 1 << (p.pos % 64);
             }
         }
+    }
+}
+
+/// Candidates of values seen lately, per group and field, for one evaluator (kept in its
+/// `RuleState`). Exec streams repeat a few executables, parents and arguments, and what the
+/// index finds for a value depends on its bytes alone, so a repeated value costs a hash and a
+/// comparison instead of a hash lookup and two automaton walks. Each field has a small table
+/// indexed by the value's hash, where a new value replaces the old: crafted values that
+/// collide only cost the walks they would have cost anyway.
+#[derive(Debug, Default)]
+pub struct HitCache {
+    /// By group (the categories' in order, then `any`), then by field index.
+    groups: Vec<Vec<FieldCache>>,
+}
+
+/// Slots per field.
+const CACHE_SLOTS: usize = 64;
+/// Longer values (command lines, mostly unique) are not cached.
+const CACHE_VALUE_MAX: usize = 96;
+
+#[derive(Debug, Default)]
+pub(super) struct FieldCache {
+    slots: Vec<CacheSlot>,
+}
+
+#[derive(Debug, Default)]
+struct CacheSlot {
+    filled: bool,
+    hash: u64,
+    value: Vec<u8>,
+    postings: Vec<Posting>,
+}
+
+impl HitCache {
+    /// The caches of group `at` with `fields` indexes.
+    pub(super) fn group(&mut self, at: usize, fields: usize) -> &mut [FieldCache] {
+        if self.groups.len() <= at {
+            self.groups.resize_with(at + 1, Vec::new);
+        }
+        let group = &mut self.groups[at];
+        if group.len() < fields {
+            group.resize_with(fields, FieldCache::default);
+        }
+        group
     }
 }
 
@@ -341,7 +390,13 @@ impl Group {
 
     /// Calls `try_rule` with every rule `doc` may match, in load order, each once, with the
     /// items it may match (bit `i`: item `i`; bit 63 stands for every item from the 63rd on).
-    pub(super) fn visit<D: Document + ?Sized>(&self, doc: &D, mut try_rule: impl FnMut(u32, u64)) {
+    pub(super) fn visit<D: Document + ?Sized>(
+        &self,
+        doc: &D,
+        cache: Option<&mut HitCache>,
+        at: usize,
+        mut try_rule: impl FnMut(u32, u64),
+    ) {
         let words = self.always_bits.len();
         if words > BITSET_WORDS {
             self.rules.iter().for_each(|&i| try_rule(i, ALL_ITEMS));
@@ -350,12 +405,15 @@ impl Group {
         let mut hits = Hits {
             bits: [[0u64; BITSET_WORDS]; SLOTS],
             key: [0; INDEX_KEY_MAX],
+            record: None,
         };
         for (bits, free) in hits.bits.iter_mut().zip(&self.free_bits) {
             bits[..words].copy_from_slice(free);
         }
-        for index in &self.indexes {
-            if !index.add_candidates(doc, &mut hits) {
+        let mut fields = cache.map(|c| c.group(at, self.indexes.len()));
+        for (j, index) in self.indexes.iter().enumerate() {
+            let field_cache = fields.as_deref_mut().and_then(|f| f.get_mut(j));
+            if !index.add_candidates(doc, &mut hits, field_cache) {
                 self.rules.iter().for_each(|&i| try_rule(i, ALL_ITEMS));
                 return;
             }
@@ -431,10 +489,15 @@ impl FieldIndex {
         }
     }
 
-    /// Sets the bits of the rules this field's values name. False when a value cannot be
-    /// looked up (a boolean or a float, which a literal may match by its string form): the
-    /// caller then tries every rule.
-    fn add_candidates<D: Document + ?Sized>(&self, doc: &D, hits: &mut Hits) -> bool {
+    /// Sets the bits of the rules this field's values name, through `cache` when there is
+    /// one. False when a value cannot be looked up (a boolean or a float, which a literal may
+    /// match by its string form): the caller then tries every rule.
+    fn add_candidates<D: Document + ?Sized>(
+        &self,
+        doc: &D,
+        hits: &mut Hits,
+        mut cache: Option<&mut FieldCache>,
+    ) -> bool {
         let mut lookable = true;
         doc.values(&self.field).any(|v| {
             let mut number = [0u8; 24];
@@ -452,25 +515,63 @@ impl FieldIndex {
                     return true;
                 }
             };
-            if self.exact_lens & (1 << bytes.len().min(127)) != 0 && bytes.len() <= INDEX_KEY_MAX {
-                let k = &mut hits.key[..bytes.len()];
-                // Lowercased while copied: a short value is not worth a call to memcpy.
-                for (to, from) in k.iter_mut().zip(bytes) {
-                    *to = from.to_ascii_lowercase();
+            // Exact values alone are one hash lookup: as cheap as the cache.
+            let walks = self.prefixes.is_some() || self.contains.is_some();
+            match cache.as_deref_mut() {
+                Some(cache) if walks && bytes.len() <= CACHE_VALUE_MAX => {
+                    self.cached(bytes, hits, cache)
                 }
-                if let Some(list) = self.exact.get(&*k) {
-                    hits.add(list);
-                }
-            }
-            if let Some(p) = &self.prefixes {
-                p.scan(bytes, hits);
-            }
-            if let Some(c) = &self.contains {
-                c.scan(bytes, hits);
+                _ => self.look_up(bytes, hits),
             }
             false
         });
         lookable
+    }
+
+    /// [`FieldIndex::look_up`], remembered per value.
+    fn cached(&self, bytes: &[u8], hits: &mut Hits, cache: &mut FieldCache) {
+        if cache.slots.is_empty() {
+            cache.slots.resize_with(CACHE_SLOTS, CacheSlot::default);
+        }
+        let mut h = Fx(0);
+        std::hash::Hasher::write(&mut h, bytes);
+        let hash = std::hash::Hasher::finish(&h);
+        let Some(slot) = cache.slots.get_mut(hash as usize % CACHE_SLOTS) else {
+            return self.look_up(bytes, hits);
+        };
+        if slot.filled && slot.hash == hash && slot.value == bytes {
+            hits.add(&slot.postings);
+            return;
+        }
+        let mut record = std::mem::take(&mut slot.postings);
+        record.clear();
+        hits.record = Some(record);
+        self.look_up(bytes, hits);
+        slot.postings = hits.record.take().unwrap_or_default();
+        slot.value.clear();
+        slot.value.extend_from_slice(bytes);
+        slot.hash = hash;
+        slot.filled = true;
+    }
+
+    /// Sets the bits of the rules one value names.
+    fn look_up(&self, bytes: &[u8], hits: &mut Hits) {
+        if self.exact_lens & (1 << bytes.len().min(127)) != 0 && bytes.len() <= INDEX_KEY_MAX {
+            let k = &mut hits.key[..bytes.len()];
+            // Lowercased while copied: a short value is not worth a call to memcpy.
+            for (to, from) in k.iter_mut().zip(bytes) {
+                *to = from.to_ascii_lowercase();
+            }
+            if let Some(list) = self.exact.get(&*k) {
+                hits.add(list);
+            }
+        }
+        if let Some(p) = &self.prefixes {
+            p.scan(bytes, hits);
+        }
+        if let Some(c) = &self.contains {
+            c.scan(bytes, hits);
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 //! (see [`crate::eql::Clock`]); events later than the tolerance are counted and skipped by
 //! stateful rules only.
 
-use super::candidates::Group;
+use super::candidates::{Group, HitCache};
 use super::{Outcome, Report, Rule};
 use crate::document::{Document, FieldPath, Scalar};
 use crate::eql::query::Role;
@@ -151,6 +151,7 @@ impl RuleSet {
             seen: vec![0; self.rules.len()],
             epoch: 0,
             late: 0,
+            hit_cache: HitCache::default(),
         }
     }
 
@@ -164,7 +165,7 @@ impl RuleSet {
     /// an event is checked only against the rules its own values name and the rules no index
     /// covers.
     pub fn evaluate<D: Document + ?Sized>(&self, doc: &D, mut on_match: impl FnMut(&Rule)) {
-        self.visit(doc, |i, _| {
+        self.visit(doc, None, |i, _| {
             if let Some(rule) = self.rules.get(i) {
                 if single_match(rule, doc) {
                     on_match(rule);
@@ -176,23 +177,32 @@ impl RuleSet {
     /// Calls `try_rule` with every rule `doc` may match and the items it may match (see
     /// [`QueryState::on_candidate`]): the candidates of each of its categories' groups, then
     /// of the `any` group.
-    fn visit<D: Document + ?Sized>(&self, doc: &D, mut try_rule: impl FnMut(usize, u64)) {
+    fn visit<D: Document + ?Sized>(
+        &self,
+        doc: &D,
+        mut cache: Option<&mut HitCache>,
+        mut try_rule: impl FnMut(usize, u64),
+    ) {
         let categories = doc.values(&self.category_field);
         if !categories.is_missing() {
-            for (category, group) in &self.by_category {
+            for (at, (category, group)) in self.by_category.iter().enumerate() {
                 if categories.any(|v| matches!(v, Scalar::Str(s) if s == &**category)) {
-                    group.visit(doc, |i, items| try_rule(i as usize, items));
+                    group.visit(doc, cache.as_deref_mut(), at, |i, items| {
+                        try_rule(i as usize, items)
+                    });
                 }
             }
         }
-        self.any.visit(doc, |i, items| try_rule(i as usize, items));
+        let at = self.by_category.len();
+        self.any
+            .visit(doc, cache, at, |i, items| try_rule(i as usize, items));
     }
 
     /// The rules `doc` is a candidate for, with the items it may match.
     #[cfg(test)]
     fn candidates<D: Document + ?Sized>(&self, doc: &D) -> Vec<(usize, u64)> {
         let mut out = Vec::new();
-        self.visit(doc, |i, items| out.push((i, items)));
+        self.visit(doc, None, |i, items| out.push((i, items)));
         out
     }
 
@@ -257,7 +267,9 @@ impl RuleSet {
             }
         }
         let mut retain = Retain::new(doc);
-        self.visit(doc, |i, items| {
+        // Out of the state while the state is lent to the rules.
+        let mut cache = std::mem::take(&mut state.hit_cache);
+        self.visit(doc, Some(&mut cache), |i, items| {
             let Some(rule) = self.rules.get(i) else {
                 return;
             };
@@ -269,6 +281,7 @@ impl RuleSet {
                 self.run_stateful(i, items, tick, &mut retain, state, &mut on_hit);
             }
         });
+        state.hit_cache = cache;
     }
 
     fn run_stateful<D: Document + ?Sized>(
@@ -331,6 +344,8 @@ pub struct RuleState {
     seen: Vec<u64>,
     epoch: u64,
     late: u64,
+    /// What the rule index found for values seen lately.
+    hit_cache: HitCache,
 }
 
 impl RuleState {
@@ -411,12 +426,21 @@ mod tests {
         JsonDocument::new(v.as_object().cloned().unwrap())
     }
 
-    /// The index must never change a verdict: every rule is also tried by brute force.
+    /// The index must never change a verdict: every rule is also tried by brute force, and
+    /// the verdicts through a state (whose cache remembers lookups) are the same.
     fn same_verdicts(set: &RuleSet, docs: &[JsonDocument]) -> usize {
         let mut hits = 0;
+        let mut state = set.new_state();
         for d in docs {
             let mut indexed = Vec::new();
             set.evaluate(d, |r| indexed.push(r.index()));
+            let mut through_state = Vec::new();
+            set.evaluate_with_state(d, &mut state, |r, hit| {
+                if let Hit::Event(_) = hit {
+                    through_state.push(r.index());
+                }
+            });
+            assert_eq!(indexed, through_state, "{:?}", d.to_json());
             let brute: Vec<usize> = set
                 .rules()
                 .iter()
@@ -527,6 +551,27 @@ mod tests {
             let d = ev(v);
             assert_eq!(set.candidates(&d), want, "{:?}", d.to_json());
         }
+    }
+
+    #[test]
+    fn remembered_lookups_keep_verdicts_when_values_repeat_and_collide() {
+        let set = set(&[
+            r#"process where process.name : ("n1*", "N7") and process.args : "*-x*""#,
+            r#"process where process.executable like "/opt/*/n3" or process.args == "n5""#,
+        ]);
+        // Far more distinct values than a field's cache has slots, each seen several times
+        // in different company, so slots are replaced and reused.
+        let docs: Vec<JsonDocument> = (0..2000)
+            .map(|i| {
+                let n = format!("n{}", (i * 7) % 300);
+                let arg = if i % 3 == 0 { "-x" } else { "n5" };
+                let mut v = json!({"process": {"name": n.to_uppercase(), "args": [n.clone(), arg],
+                                    "executable": format!("/opt/{}/{n}", i % 5)}});
+                v["event"]["category"] = json!("process");
+                doc(v)
+            })
+            .collect();
+        assert!(same_verdicts(&set, &docs) > 100);
     }
 
     #[test]
