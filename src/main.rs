@@ -409,6 +409,11 @@ fn replay(args: ReplayArgs) -> Result<ExitCode> {
         FormatArg::Eslogger => FormatChoice::Fixed(Format::Eslogger),
     };
     let mut replay = Replay::new(&rules, sink);
+    // Audit and eslogger records are process events only, as live: sequences that need
+    // network or file events could never complete, so they are not run.
+    if let FormatChoice::Fixed(Format::Audit | Format::Eslogger) = format {
+        replay = replay.source_produces(&["process"]);
+    }
     let mut failure: Option<ReplayError> = None;
     for input in inputs {
         match replay.input(&input.name, input.reader, format) {

@@ -518,3 +518,67 @@ fn example_rule_over_eslogger() {
         at(&events[1], "process.parent.entity_id")
     );
 }
+
+/// Audit records are process events only, as live: with `--format audit`, a sequence that
+/// waits for a network event is not run, so it holds nothing; with `--format auto` the format
+/// is only known per input and the sequence runs, holding the partial matches it can never
+/// complete.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_audit_replay_does_not_run_sequences_that_need_other_events() {
+    let dir = TempDir::new("seq-audit-process-only");
+    let rules = dir.write(
+        "rules/r.toml",
+        &rule(
+            "shell then connection",
+            "0c1d2e3f-4a5b-4c6d-8e7f-901a2b3c4d5e",
+            r#"sequence by process.pid with maxspan=30s
+  [process where process.name == "bash"]
+  [network where event.action == "connection_attempted"]"#,
+            "",
+        ),
+    );
+    let log: String = (0..3)
+        .map(|i| {
+            exec(
+                &format!("1700000000.{i:03}"),
+                100 + i,
+                4000 + i,
+                1,
+                "/usr/bin/bash",
+                &["bash", "-c", "true"],
+            )
+        })
+        .collect();
+    let file = dir.write("audit.log", &log);
+    let held = |format: &str| -> String {
+        let r = run(&[
+            "replay".as_ref(),
+            "--no-builtin-rules".as_ref(),
+            "--format".as_ref(),
+            format.as_ref(),
+            "--rules".as_ref(),
+            rules.as_os_str(),
+            file.as_os_str(),
+        ]);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        assert!(r.stderr.contains("events:      3"), "{}", r.stderr);
+        let line = r
+            .stderr
+            .lines()
+            .find(|l| l.contains("partial matches held"))
+            .unwrap_or_else(|| panic!("no stateful line in {}", r.stderr))
+            .to_owned();
+        line
+    };
+    assert!(
+        held("audit").contains(": 0 results, 0 partial matches held"),
+        "{}",
+        held("audit")
+    );
+    assert!(
+        held("auto").contains(": 0 results, 3 partial matches held"),
+        "{}",
+        held("auto")
+    );
+}
