@@ -148,24 +148,8 @@ impl Program {
         Some(lits)
     }
 
-    /// Literals one of which every event this program matches holds, the cheapest list by
-    /// `cost` (see [`super::prefilter`]); `None` when the condition implies none.
-    pub fn atoms(&self, cost: &dyn Fn(&str, AtomKind) -> Option<u32>) -> Option<Vec<Atom<'_>>> {
-        prefilter::atoms(&self.root, cost).map(|(_, list)| list)
-    }
-
-    /// Lists of literals every event this program matches holds one of each, with their
-    /// prices, cheapest first: one per operand of the condition's top-level `and` that implies
-    /// any (see [`super::prefilter`]). Empty when the condition implies none.
-    pub fn atom_lists(
-        &self,
-        cost: &dyn Fn(&str, AtomKind) -> Option<u32>,
-    ) -> Vec<(u32, Vec<Atom<'_>>)> {
-        prefilter::conjuncts(&self.root, cost)
-    }
-
     /// Alternatives of literal lists: every event this program matches holds a literal of
-    /// each list of some alternative (see [`super::prefilter::alternatives`]).
+    /// each list of some alternative (see [`super::prefilter`]).
     pub fn atom_alternatives(
         &self,
         cost: &dyn Fn(&str, AtomKind) -> Option<u32>,

@@ -2,10 +2,11 @@
 //!
 //! Most rules cannot match an event unless some field holds one of a few literals:
 //! `process.name in ("sh", "bash")`, `process.command_line : "*/dev/tcp/*"`, `event.action ==
-//! "load_module"`. Such a literal is an [`Atom`]. [`atoms`] finds, for a condition, a list of
-//! atoms one of which holds in every event the condition matches, so an index can skip the rule
-//! for events that hold none of them. It is a necessary condition only: the rule still runs on
-//! the events it is handed.
+//! "load_module"`. Such a literal is an [`Atom`]. For a condition this module finds lists of
+//! atoms such that every event the condition matches holds an atom of each list (the operands
+//! of a top-level `and` give one list each), and splits a top-level `or` into alternatives, so
+//! an index can skip the rule for events that hold none of them. It is a necessary condition
+//! only: the rule still runs on the events it is handed.
 //!
 //! An index compares atoms ASCII-folded and by string form (a number by its decimal form),
 //! which can only hand a rule more events than it matches, never fewer.

@@ -2,7 +2,7 @@
 //!
 //! Each program of a rule (the query of a single-event rule, each item of a sequence or sample)
 //! implies lists of literals, one of each list held by every event it matches
-//! ([`Program::atom_lists`]): `process.name in ("sh", "bash")`, `process.command_line :
+//! ([`Program::atom_alternatives`]): `process.name in ("sh", "bash")`, `process.command_line :
 //! "*/dev/tcp/*"`, `event.action == "load_module"`. A [`Group`] keeps, per field, the programs
 //! by those literals — exact values in a hash map, prefixes and substrings in byte-stepped
 //! automata — so an event is checked only against the rules its own values name, and a
