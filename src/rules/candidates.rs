@@ -329,6 +329,15 @@ impl Group {
             entry.retain(|(slot, _)| !dropped.contains(slot));
         }
         let words = group.entries.len().div_ceil(64);
+        if words > BITSET_WORDS {
+            log::warn!(
+                "{} rules with {} indexed items and alternatives in one category: more than the \
+                 rule index holds ({}), so each of its events is tried against all of them",
+                group.rules.len(),
+                group.entries.len(),
+                BITSET_WORDS * 64
+            );
+        }
         group.always_bits = vec![0; words];
         group.free_bits = std::array::from_fn(|_| vec![0; words]);
         let mut by_field: Vec<(FieldPath, FieldPostings)> = Vec::new();

@@ -722,4 +722,27 @@ mod tests {
             doc(json!({"event": {"category": "process"}, "process": {"name": "bash", "pid": 3}}));
         assert_eq!(same_verdicts(&set, &[d]), 199);
     }
+
+    #[test]
+    fn a_category_too_big_for_the_index_tries_every_rule() {
+        // More entries than the candidate bitsets hold: every rule of the category is tried,
+        // and the verdicts stay right.
+        let queries: Vec<String> = (0..2100)
+            .map(|i| {
+                format!(
+                    r#"process where process.name == "n{}" and process.pid != 3"#,
+                    i % 7
+                )
+            })
+            .collect();
+        let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
+        let set = set(&refs);
+        let docs: Vec<JsonDocument> = ["n1", "n8", "N1"]
+            .iter()
+            .map(|n| {
+                doc(json!({"event": {"category": "process"}, "process": {"name": n, "pid": 4}}))
+            })
+            .collect();
+        assert_eq!(same_verdicts(&set, &docs), 300);
+    }
 }
