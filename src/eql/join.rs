@@ -211,6 +211,11 @@ impl<E> KeyTable<E> {
         &mut slot.entry
     }
 
+    /// Every entry, in no order; does not mark them used.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &E> {
+        self.map.values().map(|slot| &slot.entry)
+    }
+
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<E> {
         self.map.remove(key).map(|slot| slot.entry)
     }

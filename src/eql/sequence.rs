@@ -219,6 +219,9 @@ pub(crate) struct SequenceState {
     /// Partial matches in slots plus matches waiting for their deadline.
     pending: usize,
     waiting: usize,
+    /// Per stage, how many keys hold a partial match in its slot: a later stage with nothing
+    /// held before it cannot advance, so an event matching only it costs no key lookup.
+    held_at: Box<[usize]>,
     due: BinaryHeap<Reverse<Due>>,
     next_id: u64,
     next_sweep: i64,
@@ -345,6 +348,7 @@ impl SequenceState {
             table: KeyTable::default(),
             pending: 0,
             waiting: 0,
+            held_at: vec![0; seq.stages.len()].into_boxed_slice(),
             due: BinaryHeap::new(),
             next_id: 0,
             next_sweep: i64::MIN,
@@ -406,6 +410,7 @@ impl SequenceState {
             table,
             pending,
             waiting,
+            held_at,
             due,
             next_id,
             scratch,
@@ -415,9 +420,10 @@ impl SequenceState {
         if let Some(u) = seq.until.as_ref().filter(|_| until) {
             if let Some(key) = scratch.key(&u.keys, seq.items.len(), doc) {
                 if let Some(entry) = table.get_mut(key) {
-                    for slot in entry.slots.iter_mut() {
+                    for (slot, held) in entry.slots.iter_mut().zip(held_at.iter_mut()) {
                         if slot.take().is_some() {
                             *pending -= 1;
+                            *held -= 1;
                             stats.until += 1;
                         }
                     }
@@ -448,7 +454,7 @@ impl SequenceState {
                     *waiting -= rejected;
                     stats.missing += rejected as u64;
                 }
-            } else if let Some(prev) = stage.prev {
+            } else if let Some(prev) = stage.prev.filter(|&p| held_at[p] > 0) {
                 if let Some(p) = table
                     .get_mut(key)
                     .and_then(|e| e.slots.get_mut(prev))
@@ -467,12 +473,17 @@ impl SequenceState {
             next_id,
             pending,
             waiting,
+            held_at,
             stats,
             emit,
         };
         for s in (seq.first..=seq.last).rev() {
             let stage = &seq.stages[s];
             if stage.missing || !scratch.matched[stage.item] {
+                continue;
+            }
+            // Nothing waits in the stage before: no key to look up.
+            if s != seq.first && stage.prev.is_none_or(|p| done.held_at[p] == 0) {
                 continue;
             }
             let Some(key) = scratch.key(&seq.items[stage.item].item.keys, stage.item, doc) else {
@@ -507,6 +518,7 @@ impl SequenceState {
                 continue;
             };
             *done.pending -= 1;
+            done.held_at[prev] -= 1;
             if seq
                 .maxspan_ns
                 .is_some_and(|span| ts.saturating_sub(p.start) > span)
@@ -518,6 +530,7 @@ impl SequenceState {
                 done.stats.out_of_order += 1;
                 entry.slots[prev] = Some(p);
                 *done.pending += 1;
+                done.held_at[prev] += 1;
                 continue;
             }
             if stage.gap_before && p.gap.is_some_and(|g| g < ts) {
@@ -534,6 +547,19 @@ impl SequenceState {
             }
         }
         self.enforce_caps(seq, tick.safe, stats);
+        debug_assert!(self.held_at_is_exact(), "per-stage counts drifted");
+    }
+
+    /// Debug builds check after every event that `held_at` counts exactly the occupied slots:
+    /// a count too low would skip a stage that can advance and lose a result.
+    fn held_at_is_exact(&self) -> bool {
+        let mut counted = vec![0usize; self.held_at.len()];
+        for entry in self.table.values() {
+            for (slot, n) in entry.slots.iter().zip(counted.iter_mut()) {
+                *n += usize::from(slot.is_some());
+            }
+        }
+        *counted == *self.held_at
     }
 
     /// Emits the waiting matches whose trailing deadline is before `safe` (all of them when
@@ -585,16 +611,17 @@ impl SequenceState {
     /// matter, and keys left with nothing.
     fn sweep(&mut self, seq: &Sequence, safe: i64, stats: &mut StateStats) {
         let span = seq.maxspan_ns;
-        let pending = &mut self.pending;
+        let (pending, held_at) = (&mut self.pending, &mut self.held_at);
         self.table.retain(|_, e| {
             if let Some(span) = span {
-                for slot in e.slots.iter_mut() {
+                for (slot, held) in e.slots.iter_mut().zip(held_at.iter_mut()) {
                     if slot
                         .as_ref()
                         .is_some_and(|p| safe.saturating_sub(p.start) > span)
                     {
                         *slot = None;
                         *pending -= 1;
+                        *held -= 1;
                         stats.expired += 1;
                     }
                 }
@@ -618,13 +645,17 @@ impl SequenceState {
         self.sweep(seq, safe, stats);
         while over(self) && self.table.len() > 0 {
             let n = (self.table.len() / 8).max(1);
-            let (pending, waiting) = (&mut self.pending, &mut self.waiting);
+            let (pending, waiting, held_at) =
+                (&mut self.pending, &mut self.waiting, &mut self.held_at);
             self.table.evict_oldest(n, |e| {
                 let held = e.held();
                 stats.evicted_keys += 1;
                 stats.evicted_pending += held as u64;
                 *pending -= held;
                 *waiting -= e.waiting.len();
+                for (slot, at) in e.slots.iter().zip(held_at.iter_mut()) {
+                    *at -= usize::from(slot.is_some());
+                }
             });
         }
     }
@@ -637,6 +668,7 @@ struct Done<'a> {
     next_id: &'a mut u64,
     pending: &'a mut usize,
     waiting: &'a mut usize,
+    held_at: &'a mut [usize],
     stats: &'a mut StateStats,
     emit: &'a mut dyn FnMut(Match),
 }
@@ -648,6 +680,7 @@ impl Done<'_> {
             self.stats.overwritten += 1;
         } else {
             *self.pending += 1;
+            self.held_at[s] += 1;
         }
     }
 
