@@ -62,12 +62,13 @@ const COMMON_FIELDS: &[&str] = &[
 /// field, then the common fields.
 fn cost(field: &str, kind: AtomKind) -> Option<u32> {
     let rank = |list: &[&str]| list.iter().position(|f| *f == field).map(|i| i as u32);
-    Some(match (rank(SELECTIVE_FIELDS), kind) {
-        (Some(i), AtomKind::Exact | AtomKind::Prefix) => i,
-        (Some(i), AtomKind::Contains) => 50 + i,
-        (None, _) if rank(COMMON_FIELDS).is_some() => 300 + rank(COMMON_FIELDS).unwrap_or(0),
-        (None, AtomKind::Exact | AtomKind::Prefix) => 100,
-        (None, AtomKind::Contains) => 150,
+    let substring = kind == AtomKind::Contains;
+    Some(match (rank(SELECTIVE_FIELDS), rank(COMMON_FIELDS)) {
+        (Some(i), _) if substring => 50 + i,
+        (Some(i), _) => i,
+        (None, Some(i)) => 300 + i,
+        (None, None) if substring => 150,
+        (None, None) => 100,
     })
 }
 
@@ -102,7 +103,7 @@ pub(super) struct Group {
     indexes: Vec<FieldIndex>,
 }
 
-/// One program of a rule.
+/// One program of a rule (or one alternative of it).
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     rule: u32,
