@@ -309,26 +309,7 @@ impl Group {
                 }
             }
         }
-        // A refining list (slot 1 and on) costs a lookup of its fields on every event. Exact
-        // values are cheap to look up (most values are not even of a key's length); walking
-        // values for prefixes and substrings pays when the group walks those fields anyway,
-        // not for one rule's sake.
-        let mut looked_up: Vec<&FieldPath> = Vec::new();
-        for (_, atom) in lists.iter().flatten().filter(|(slot, _)| *slot == 0) {
-            if !looked_up.contains(&atom.field) {
-                looked_up.push(atom.field);
-            }
-        }
-        for entry in &mut lists {
-            let dropped: Vec<usize> = entry
-                .iter()
-                .filter(|(slot, a)| {
-                    *slot > 0 && a.kind != AtomKind::Exact && !looked_up.contains(&a.field)
-                })
-                .map(|(slot, _)| *slot)
-                .collect();
-            entry.retain(|(slot, _)| !dropped.contains(slot));
-        }
+        drop_refinements_that_do_not_pay(&mut lists);
         let words = group.entries.len().div_ceil(64);
         if words > BITSET_WORDS {
             log::warn!(
@@ -362,24 +343,7 @@ impl Group {
                         by_field.len() - 1
                     }
                 };
-                let postings = &mut by_field[at].1;
-                let mut kind = atom.kind;
-                let mut key = atom.literal.to_ascii_lowercase();
-                if kind != AtomKind::Contains && key.len() > INDEX_KEY_MAX {
-                    key.truncate(INDEX_KEY_MAX);
-                    kind = AtomKind::Prefix;
-                }
-                let map = match kind {
-                    AtomKind::Exact => &mut postings.exact,
-                    AtomKind::Prefix => &mut postings.prefixes,
-                    AtomKind::Contains => &mut postings.contains,
-                };
-                map.entry(key.into_boxed_slice())
-                    .or_default()
-                    .push(Posting {
-                        pos: pos as u32,
-                        slot: slot as u8,
-                    });
+                by_field[at].1.add(&atom, pos, slot);
             }
         }
         group.indexes = by_field
@@ -473,6 +437,53 @@ fn slotted(lists: Vec<(u32, Vec<Atom<'_>>)>) -> Vec<(usize, Atom<'_>)> {
         out.extend(list.into_iter().map(|a| (slot, a)));
     }
     out
+}
+
+/// Drops the refining lists (slot 1 and on) that cost more than they save. A refining list
+/// costs a lookup of its fields on every event. Exact values are cheap to look up (most values
+/// are not even of a key's length); walking values for prefixes and substrings pays when the
+/// group walks those fields anyway, not for one rule's sake.
+fn drop_refinements_that_do_not_pay(lists: &mut [Vec<(usize, Atom<'_>)>]) {
+    let mut walked: Vec<&FieldPath> = Vec::new();
+    for (_, atom) in lists.iter().flatten().filter(|(slot, _)| *slot == 0) {
+        if !walked.contains(&atom.field) {
+            walked.push(atom.field);
+        }
+    }
+    for entry in lists.iter_mut() {
+        let dropped: Vec<usize> = entry
+            .iter()
+            .filter(|(slot, a)| {
+                *slot > 0 && a.kind != AtomKind::Exact && !walked.contains(&a.field)
+            })
+            .map(|(slot, _)| *slot)
+            .collect();
+        entry.retain(|(slot, _)| !dropped.contains(slot));
+    }
+}
+
+impl FieldPostings {
+    /// Files entry `pos` under `atom`'s literal (lowercased; an exact value or prefix longer
+    /// than [`INDEX_KEY_MAX`] is cut to a prefix of that length).
+    fn add(&mut self, atom: &Atom<'_>, pos: usize, slot: usize) {
+        let mut kind = atom.kind;
+        let mut key = atom.literal.to_ascii_lowercase();
+        if kind != AtomKind::Contains && key.len() > INDEX_KEY_MAX {
+            key.truncate(INDEX_KEY_MAX);
+            kind = AtomKind::Prefix;
+        }
+        let map = match kind {
+            AtomKind::Exact => &mut self.exact,
+            AtomKind::Prefix => &mut self.prefixes,
+            AtomKind::Contains => &mut self.contains,
+        };
+        map.entry(key.into_boxed_slice())
+            .or_default()
+            .push(Posting {
+                pos: pos as u32,
+                slot: slot as u8,
+            });
+    }
 }
 
 impl FieldIndex {
