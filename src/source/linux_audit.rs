@@ -22,6 +22,9 @@ use crate::users::{IdsCache, NameCache};
 /// Audit's "unset" id (auid, ses).
 const UNSET: u32 = u32::MAX;
 
+/// How many argument strings [`AuditNormalizer`] keeps for reuse.
+const MAX_SPARE_ARGS: usize = 256;
+
 /// How much older than its child's exec a `/proc` parent may claim to be younger: audit times are
 /// jiffy-coarse and `/proc` start times tick-coarse.
 const START_SLACK_NS: i64 = 1_000_000_000;
@@ -44,6 +47,9 @@ pub struct AuditNormalizer {
     /// Shared text for values that repeat across events (ids, paths, terminal, key).
     texts: TextCache,
     recent: RecentFields,
+    /// Argument strings a refilled image had beyond its new exec's argc, kept (with their
+    /// allocations) for the next image that needs more: argc varies from exec to exec.
+    spare_args: Vec<String>,
     host: Arc<HostInfo>,
     /// Entity ids for this host and boot.
     entity_ids: EntityIds,
@@ -73,6 +79,7 @@ impl AuditNormalizer {
             ids: IdsCache::new(),
             texts: TextCache::new(),
             recent: RecentFields::default(),
+            spare_args: Vec::new(),
             entity_ids: EntityIds::new(host.id.as_deref().unwrap_or_default(), ""),
             host,
             proc_root: None,
@@ -214,7 +221,12 @@ impl AuditNormalizer {
         // inside a character (then it is not valid alone, and goes the lossy way).
         let all = std::str::from_utf8(rec.argv.as_bytes()).ok();
         let mut start = 0;
-        args.truncate(rec.argv.len());
+        let spare_args = &mut self.spare_args;
+        if args.len() > rec.argv.len() {
+            let room = MAX_SPARE_ARGS.saturating_sub(spare_args.len());
+            let extra = args.drain(rec.argv.len()..);
+            spare_args.extend(extra.take(room));
+        }
         command_line.clear();
         command_line.reserve(rec.argv.as_bytes().len() + rec.argv.len());
         for (i, arg) in rec.argv.iter().enumerate() {
@@ -222,7 +234,11 @@ impl AuditNormalizer {
             let text = all.and_then(|all| all.get(start..end));
             start = end;
             if i == args.len() {
-                args.push(String::with_capacity(arg.len()));
+                args.push(
+                    spare_args
+                        .pop()
+                        .unwrap_or_else(|| String::with_capacity(arg.len())),
+                );
             }
             if let Some(a) = args.get_mut(i) {
                 a.clear();
@@ -466,6 +482,12 @@ type=PROCTITLE msg=audit(1795848213.300:602): proctitle="x"
         assert_eq!((p.tty.as_deref(), p.interactive), (None, false));
         assert_eq!(&*p.ids.user_id, "3999999999");
         assert_eq!(p.ids.user_name, None);
+        // make's two extra argument strings wait for the next image with more arguments.
+        assert_eq!(n.spare_args.len(), 2);
+        let again = n.exec(&recs[0]);
+        assert_eq!(again.process.args, ["make", "-j8", "all"]);
+        assert_eq!(again.process.command_line, "make -j8 all");
+        assert!(n.spare_args.is_empty());
     }
 
     #[test]
