@@ -101,7 +101,18 @@ impl ProcessTable {
     /// ahead, its argument list, id and command-line buffers two ahead (their pointers are in the
     /// image fetched last time), and the argument strings one ahead.
     pub fn take_spare(&mut self) -> Option<Arc<ProcessInfo>> {
-        let spare = self.spares.pop()?;
+        loop {
+            let mut spare = self.spares.pop()?;
+            self.prefetch_next_spares();
+            // Checked here, not when the image left the table: its reference counts were
+            // prefetched takes ago, while on leaving they cost a cache miss per image.
+            if Arc::get_mut(&mut spare).is_some() {
+                return Some(spare);
+            }
+        }
+    }
+
+    fn prefetch_next_spares(&self) {
         let n = self.spares.len();
         if let Some(far) = n.checked_sub(3).and_then(|i| self.spares.get(i)) {
             // The reference counts sit just before the image: Arc::get_mut reads them.
@@ -122,11 +133,12 @@ impl ProcessTable {
                 prefetch_bytes(arg.as_ptr(), arg.len());
             }
         }
-        Some(spare)
     }
 
-    fn spare(&mut self, mut info: Arc<ProcessInfo>) {
-        if self.spares.len() < self.max_spares && Arc::get_mut(&mut info).is_some() {
+    /// Keeps an image that left the table; whether someone else still holds it is asked when
+    /// it is taken (see [`take_spare`](Self::take_spare)).
+    fn spare(&mut self, info: Arc<ProcessInfo>) {
+        if self.spares.len() < self.max_spares {
             self.spares.push(info);
         }
     }
