@@ -39,6 +39,20 @@ struct RecentFields {
     tty: Recent,
 }
 
+/// What [`AuditNormalizer::exec`] and [`AuditNormalizer::exec_into`] share.
+struct Image {
+    timestamp_ns: i64,
+    process: Arc<ProcessInfo>,
+    parent: Option<Arc<ProcessInfo>>,
+    syscall: &'static str,
+    failed: bool,
+}
+
+/// An audit id (session, auid), absent when unset.
+fn audit_id(v: Option<u32>) -> Option<u32> {
+    v.filter(|&v| v != UNSET)
+}
+
 /// Turns assembled exec records into events, keeping the process table current.
 pub struct AuditNormalizer {
     table: ProcessTable,
@@ -123,6 +137,84 @@ impl AuditNormalizer {
 
     /// The event for one exec record; a successful exec becomes its pid's current image.
     pub fn exec(&mut self, rec: &ExecRecord) -> ProcessEvent {
+        let image = self.image(rec);
+        let sc = &rec.syscall;
+        let (texts, recent) = (&mut self.texts, &mut self.recent);
+        ProcessEvent {
+            timestamp_ns: image.timestamp_ns,
+            sequence: u64::from(rec.serial),
+            action: Action::Exec,
+            process: image.process,
+            parent: image.parent,
+            host: Arc::clone(&self.host),
+            source: SourceFacts::Audit {
+                session: audit_id(sc.ses).map(|v| recent.session.decimal(texts, v)),
+                audit_user_id: audit_id(sc.auid).map(|v| recent.audit_user_id.decimal(texts, v)),
+                // Several keys are joined by 0x01 by the kernel; the first is ours.
+                key: sc.keys().next().map(|k| recent.key.lossy(texts, k)),
+                syscall: image.syscall,
+                failed: image.failed,
+            },
+        }
+    }
+
+    /// Like [`exec`](Self::exec), overwriting `event` (the previous one, done with): the host,
+    /// session, audit user and key it holds are kept when they are the same, which saves a
+    /// reference count taken and dropped for each per exec.
+    pub fn exec_into(&mut self, rec: &ExecRecord, event: &mut ProcessEvent) {
+        // The previous parent goes first: the table may hand its image out as a spare.
+        event.parent = None;
+        let image = self.image(rec);
+        let sc = &rec.syscall;
+        let (texts, recent) = (&mut self.texts, &mut self.recent);
+        // No `..`: a field added to `ProcessEvent` must be set here, or an old event would leak.
+        let ProcessEvent {
+            timestamp_ns,
+            sequence,
+            action,
+            process,
+            parent,
+            host,
+            source,
+        } = event;
+        *timestamp_ns = image.timestamp_ns;
+        *sequence = u64::from(rec.serial);
+        *action = Action::Exec;
+        *process = image.process;
+        *parent = image.parent;
+        if !Arc::ptr_eq(host, &self.host) {
+            *host = Arc::clone(&self.host);
+        }
+        if !matches!(source, SourceFacts::Audit { .. }) {
+            *source = SourceFacts::Audit {
+                session: None,
+                audit_user_id: None,
+                key: None,
+                syscall: image.syscall,
+                failed: image.failed,
+            };
+        }
+        if let SourceFacts::Audit {
+            session,
+            audit_user_id,
+            key,
+            syscall,
+            failed,
+        } = source
+        {
+            recent.session.refill(texts, session, audit_id(sc.ses));
+            recent
+                .audit_user_id
+                .refill(texts, audit_user_id, audit_id(sc.auid));
+            refill_opt(key, sc.keys().next(), |k| recent.key.lossy(texts, k));
+            *syscall = image.syscall;
+            *failed = image.failed;
+        }
+    }
+
+    /// The exec's process image (filled into a spare when there is one, and made its pid's
+    /// current image when the exec succeeded), with its parent.
+    fn image(&mut self, rec: &ExecRecord) -> Image {
         let sc = &rec.syscall;
         let timestamp_ns = (rec.time.sec as i64)
             .saturating_mul(1_000_000_000)
@@ -152,28 +244,12 @@ impl AuditNormalizer {
             }
             _ => "execve",
         };
-        let (texts, recent) = (&mut self.texts, &mut self.recent);
-        ProcessEvent {
+        Image {
             timestamp_ns,
-            sequence: u64::from(rec.serial),
-            action: Action::Exec,
             process,
             parent,
-            host: Arc::clone(&self.host),
-            source: SourceFacts::Audit {
-                session: sc
-                    .ses
-                    .filter(|&s| s != UNSET)
-                    .map(|v| recent.session.decimal(texts, v)),
-                audit_user_id: sc
-                    .auid
-                    .filter(|&a| a != UNSET)
-                    .map(|v| recent.audit_user_id.decimal(texts, v)),
-                // Several keys are joined by 0x01 by the kernel; the first is ours.
-                key: sc.keys().next().map(|k| recent.key.lossy(texts, k)),
-                syscall,
-                failed,
-            },
+            syscall,
+            failed,
         }
     }
 
@@ -455,6 +531,32 @@ type=EXECVE msg=audit(1795848213.300:602): argc=1 a0=78
 type=CWD msg=audit(1795848213.300:602): cwd=2FFF
 type=PROCTITLE msg=audit(1795848213.300:602): proctitle="x"
 "#;
+
+    /// Building each event over the previous one gives the events `exec` gives, whatever the
+    /// previous one held (other ids, no key, another source's facts).
+    #[test]
+    fn exec_into_gives_the_events_exec_gives() {
+        let mut recs = assemble(SHELL_THEN_REVERSE_SHELL);
+        recs.extend(assemble(REEXEC_THEN_BARE));
+        recs.extend(assemble(SHELL_THEN_REVERSE_SHELL));
+        let mut fresh = AuditNormalizer::replay(host(), Limits::default());
+        let mut reusing = AuditNormalizer::replay(host(), Limits::default());
+        let mut event = reusing.exec(&recs[0]);
+        assert_eq!(event, fresh.exec(&recs[0]));
+        for (i, rec) in recs.iter().enumerate().skip(1) {
+            if i == 4 {
+                event.source = SourceFacts::EndpointSecurity {
+                    seq_num: 1,
+                    global_seq_num: 2,
+                    pidversion: 3,
+                    responsible_pid: None,
+                };
+                event.host = Arc::new(HostInfo::default());
+            }
+            reusing.exec_into(rec, &mut event);
+            assert_eq!(event, fresh.exec(rec), "record {i}");
+        }
+    }
 
     #[test]
     fn a_reused_image_is_overwritten_whole() {
