@@ -5,7 +5,7 @@
 //! is compiled; process facts are shared (`Arc`) between an event, its children's
 //! `process.parent.*` and the process table, so no string is copied per event.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{json, Map, Value};
 
@@ -68,7 +68,7 @@ pub struct CodeSignature {
 }
 
 /// What is known of one process image: the event's own process, or its parent.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessInfo {
     pub pid: u32,
     /// Parent pid as the source reported it (`process.parent.pid` when the parent is unknown).
@@ -89,6 +89,30 @@ pub struct ProcessInfo {
     /// Start (exec) time, nanoseconds since the epoch.
     pub start_ns: Option<i64>,
     pub exit_code: Option<i32>,
+}
+
+/// Not derived: a derived default allocates a fresh `Arc<Ids>` per image, which a source
+/// replaces at once; here every blank image shares one (empty texts share `Arc<str>`'s too).
+impl Default for ProcessInfo {
+    fn default() -> ProcessInfo {
+        static NO_IDS: OnceLock<Arc<Ids>> = OnceLock::new();
+        ProcessInfo {
+            pid: 0,
+            ppid: 0,
+            entity_id: String::new(),
+            executable: Text::default(),
+            name: Text::default(),
+            args: Vec::new(),
+            command_line: String::new(),
+            working_directory: None,
+            ids: Arc::clone(NO_IDS.get_or_init(Arc::default)),
+            interactive: false,
+            tty: None,
+            code_signature: None,
+            start_ns: None,
+            exit_code: None,
+        }
+    }
 }
 
 impl ProcessInfo {
@@ -555,6 +579,15 @@ fn process_json(p: &ProcessInfo) -> Map<String, Value> {
 mod tests {
     use super::*;
     use crate::document::{JsonDocument, Scalar};
+
+    #[test]
+    fn blank_images_share_empty_ids() {
+        let (a, b) = (ProcessInfo::default(), ProcessInfo::default());
+        assert!(Arc::ptr_eq(&a.ids, &b.ids));
+        assert_eq!(*a.ids, Ids::default());
+        assert_eq!((a.pid, a.entity_id.as_str(), &*a.executable), (0, "", ""));
+        assert!(a.args.is_empty() && a.working_directory.is_none() && a.start_ns.is_none());
+    }
 
     fn sample() -> ProcessEvent {
         let mut parent = ProcessInfo {

@@ -101,7 +101,18 @@ impl ProcessTable {
     /// ahead, its argument list, id and command-line buffers two ahead (their pointers are in the
     /// image fetched last time), and the argument strings one ahead.
     pub fn take_spare(&mut self) -> Option<Arc<ProcessInfo>> {
-        let spare = self.spares.pop()?;
+        loop {
+            let mut spare = self.spares.pop()?;
+            self.prefetch_next_spares();
+            // Checked here, not when the image left the table: its reference counts were
+            // prefetched takes ago, while on leaving they cost a cache miss per image.
+            if Arc::get_mut(&mut spare).is_some() {
+                return Some(spare);
+            }
+        }
+    }
+
+    fn prefetch_next_spares(&self) {
         let n = self.spares.len();
         if let Some(far) = n.checked_sub(3).and_then(|i| self.spares.get(i)) {
             // The reference counts sit just before the image: Arc::get_mut reads them.
@@ -122,11 +133,12 @@ impl ProcessTable {
                 prefetch_bytes(arg.as_ptr(), arg.len());
             }
         }
-        Some(spare)
     }
 
-    fn spare(&mut self, mut info: Arc<ProcessInfo>) {
-        if self.spares.len() < self.max_spares && Arc::get_mut(&mut info).is_some() {
+    /// Keeps an image that left the table; whether someone else still holds it is asked when
+    /// it is taken (see [`take_spare`](Self::take_spare)).
+    fn spare(&mut self, info: Arc<ProcessInfo>) {
+        if self.spares.len() < self.max_spares {
             self.spares.push(info);
         }
     }
@@ -273,6 +285,51 @@ impl ProcessTable {
         self.ages = ages;
         self.stats.evicted += excess as u64;
     }
+}
+
+/// A full table holds tens of thousands of images scattered over the heap, each a handful of
+/// allocations; freed in hash order nearly every free is a cache miss (a replay's end spent a
+/// tenth of its time here). So the images are gathered and freed in address order (an image's
+/// strings were mostly allocated with it, so neighbouring blocks are freed together, and the
+/// allocator merges them with memory it just touched), each prefetched a few frees ahead: its
+/// header farthest, its strings nearer, its arguments' text nearest.
+impl Drop for ProcessTable {
+    fn drop(&mut self) {
+        let mut images = std::mem::take(&mut self.spares);
+        images.extend(self.entries.drain().map(|(_, e)| e.info));
+        images.sort_unstable_by_key(|image| std::cmp::Reverse(Arc::as_ptr(image) as usize));
+        while let Some(image) = images.pop() {
+            let n = images.len();
+            if let Some(far) = n.checked_sub(DROP_AHEAD).and_then(|i| images.get(i)) {
+                let counts = 2 * std::mem::size_of::<usize>();
+                let header = Arc::as_ptr(far).cast::<u8>().wrapping_sub(counts);
+                prefetch_bytes(header, counts + std::mem::size_of::<ProcessInfo>());
+            }
+            if let Some(near) = n.checked_sub(DROP_AHEAD / 2).and_then(|i| images.get(i)) {
+                prefetch_allocation(near.args.as_ptr().cast(), 0);
+                prefetch_allocation(near.entity_id.as_ptr(), 0);
+                prefetch_allocation(near.command_line.as_ptr(), 0);
+            }
+            if let Some(next) = n.checked_sub(1).and_then(|i| images.get(i)) {
+                for arg in next.args.iter().take(MAX_PREFETCHED_ARGS) {
+                    prefetch_allocation(arg.as_ptr(), 0);
+                }
+            }
+            drop(image);
+        }
+    }
+}
+
+/// How many images ahead of the one being freed [`ProcessTable`]'s drop prefetches.
+const DROP_AHEAD: usize = 8;
+
+/// Hint the CPU to bring in the start of a heap block and the allocator's size word just
+/// before it, which `free` reads (`len` more bytes of the block, within [`prefetch_bytes`]'s
+/// limit).
+#[inline(always)]
+fn prefetch_allocation(p: *const u8, len: usize) {
+    let word = std::mem::size_of::<usize>();
+    prefetch_bytes(p.wrapping_sub(word), len + word);
 }
 
 /// Arguments of a spare prefetched (most commands have a few; a long list is rare and costs
@@ -431,5 +488,29 @@ mod tests {
         assert_eq!(calls, 1);
         assert!(t.get_or_fetch(6, None, |_| None).is_none());
         assert_eq!(t.stats().fallbacks, 1);
+    }
+
+    #[test]
+    fn dropping_the_table_frees_its_images_and_spares_but_not_held_ones() {
+        let mut t = ProcessTable::new(Limits::default());
+        t.keep_spares();
+        let mut watched = Vec::new();
+        for pid in 0..100 {
+            let image = proc(pid, "/bin/sh");
+            watched.push(Arc::downgrade(&image));
+            t.insert(image, 1);
+        }
+        // pids 0..10 exec again: their first images become spares.
+        for pid in 0..10 {
+            let image = proc(pid, "/bin/true");
+            watched.push(Arc::downgrade(&image));
+            t.insert(image, 2);
+        }
+        let held = t.get(50, None).unwrap();
+        drop(t);
+        assert_eq!(&*held.name, "sh");
+        let alive: Vec<_> = watched.iter().filter_map(|w| w.upgrade()).collect();
+        assert_eq!(alive.len(), 1, "only the held image outlives the table");
+        assert!(Arc::ptr_eq(&alive[0], &held));
     }
 }

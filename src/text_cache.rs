@@ -10,6 +10,8 @@
 //! replaces it. It is bounded by construction, needs no eviction, and input crafted to collide
 //! costs only misses — one allocation each, what a copy would have cost — never a long probe.
 
+use std::sync::Arc;
+
 use crate::event::Text;
 
 /// Slots in a [`TextCache`]: more than the distinct executables, directories and ids a busy host
@@ -118,6 +120,20 @@ impl RecentId {
                 t
             }
         }
+    }
+
+    /// Sets `slot` to `v` in decimal (absent when `v` is), unless it already holds that text.
+    pub fn refill(&mut self, cache: &mut TextCache, slot: &mut Option<Text>, v: Option<u32>) {
+        let Some(v) = v else {
+            *slot = None;
+            return;
+        };
+        if let (Some((id, t)), Some(s)) = (&self.0, slot.as_ref()) {
+            if *id == v && Arc::ptr_eq(t, s) {
+                return;
+            }
+        }
+        *slot = Some(self.decimal(cache, v));
     }
 }
 

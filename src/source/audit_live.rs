@@ -882,14 +882,22 @@ pub fn read_log<R: Read>(
     let mut stats = ReplayLogStats::default();
     let mut outcome: Result<Flow, ReplayError> = Ok(Flow::Continue);
     let going = std::cell::Cell::new(true);
+    // Each event is built over the previous one (see `AuditNormalizer::exec_into`).
+    let mut last: Option<ProcessEvent> = None;
     let mut emit = |ev: AuditEvent| {
         if !going.get() {
             return;
         }
         if let AuditEvent::Exec(rec) = ev {
-            let event = normalizer.exec(&rec);
+            let event = match &mut last {
+                Some(event) => {
+                    normalizer.exec_into(&rec, event);
+                    event
+                }
+                None => last.insert(normalizer.exec(&rec)),
+            };
             recycler.give(rec);
-            outcome = on_event(&event);
+            outcome = on_event(event);
             going.set(matches!(outcome, Ok(Flow::Continue)));
         }
     };

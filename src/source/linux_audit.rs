@@ -22,6 +22,9 @@ use crate::users::{IdsCache, NameCache};
 /// Audit's "unset" id (auid, ses).
 const UNSET: u32 = u32::MAX;
 
+/// How many argument strings [`AuditNormalizer`] keeps for reuse.
+const MAX_SPARE_ARGS: usize = 256;
+
 /// How much older than its child's exec a `/proc` parent may claim to be younger: audit times are
 /// jiffy-coarse and `/proc` start times tick-coarse.
 const START_SLACK_NS: i64 = 1_000_000_000;
@@ -36,6 +39,20 @@ struct RecentFields {
     tty: Recent,
 }
 
+/// What [`AuditNormalizer::exec`] and [`AuditNormalizer::exec_into`] share.
+struct Image {
+    timestamp_ns: i64,
+    process: Arc<ProcessInfo>,
+    parent: Option<Arc<ProcessInfo>>,
+    syscall: &'static str,
+    failed: bool,
+}
+
+/// An audit id (session, auid), absent when unset.
+fn audit_id(v: Option<u32>) -> Option<u32> {
+    v.filter(|&v| v != UNSET)
+}
+
 /// Turns assembled exec records into events, keeping the process table current.
 pub struct AuditNormalizer {
     table: ProcessTable,
@@ -44,6 +61,9 @@ pub struct AuditNormalizer {
     /// Shared text for values that repeat across events (ids, paths, terminal, key).
     texts: TextCache,
     recent: RecentFields,
+    /// Argument strings a refilled image had beyond its new exec's argc, kept (with their
+    /// allocations) for the next image that needs more: argc varies from exec to exec.
+    spare_args: Vec<String>,
     host: Arc<HostInfo>,
     /// Entity ids for this host and boot.
     entity_ids: EntityIds,
@@ -73,6 +93,7 @@ impl AuditNormalizer {
             ids: IdsCache::new(),
             texts: TextCache::new(),
             recent: RecentFields::default(),
+            spare_args: Vec::new(),
             entity_ids: EntityIds::new(host.id.as_deref().unwrap_or_default(), ""),
             host,
             proc_root: None,
@@ -116,6 +137,84 @@ impl AuditNormalizer {
 
     /// The event for one exec record; a successful exec becomes its pid's current image.
     pub fn exec(&mut self, rec: &ExecRecord) -> ProcessEvent {
+        let image = self.image(rec);
+        let sc = &rec.syscall;
+        let (texts, recent) = (&mut self.texts, &mut self.recent);
+        ProcessEvent {
+            timestamp_ns: image.timestamp_ns,
+            sequence: u64::from(rec.serial),
+            action: Action::Exec,
+            process: image.process,
+            parent: image.parent,
+            host: Arc::clone(&self.host),
+            source: SourceFacts::Audit {
+                session: audit_id(sc.ses).map(|v| recent.session.decimal(texts, v)),
+                audit_user_id: audit_id(sc.auid).map(|v| recent.audit_user_id.decimal(texts, v)),
+                // Several keys are joined by 0x01 by the kernel; the first is ours.
+                key: sc.keys().next().map(|k| recent.key.lossy(texts, k)),
+                syscall: image.syscall,
+                failed: image.failed,
+            },
+        }
+    }
+
+    /// Like [`exec`](Self::exec), overwriting `event` (the previous one, done with): the host,
+    /// session, audit user and key it holds are kept when they are the same, which saves a
+    /// reference count taken and dropped for each per exec.
+    pub fn exec_into(&mut self, rec: &ExecRecord, event: &mut ProcessEvent) {
+        // The previous parent goes first: the table may hand its image out as a spare.
+        event.parent = None;
+        let image = self.image(rec);
+        let sc = &rec.syscall;
+        let (texts, recent) = (&mut self.texts, &mut self.recent);
+        // No `..`: a field added to `ProcessEvent` must be set here, or an old event would leak.
+        let ProcessEvent {
+            timestamp_ns,
+            sequence,
+            action,
+            process,
+            parent,
+            host,
+            source,
+        } = event;
+        *timestamp_ns = image.timestamp_ns;
+        *sequence = u64::from(rec.serial);
+        *action = Action::Exec;
+        *process = image.process;
+        *parent = image.parent;
+        if !Arc::ptr_eq(host, &self.host) {
+            *host = Arc::clone(&self.host);
+        }
+        if !matches!(source, SourceFacts::Audit { .. }) {
+            *source = SourceFacts::Audit {
+                session: None,
+                audit_user_id: None,
+                key: None,
+                syscall: image.syscall,
+                failed: image.failed,
+            };
+        }
+        if let SourceFacts::Audit {
+            session,
+            audit_user_id,
+            key,
+            syscall,
+            failed,
+        } = source
+        {
+            recent.session.refill(texts, session, audit_id(sc.ses));
+            recent
+                .audit_user_id
+                .refill(texts, audit_user_id, audit_id(sc.auid));
+            refill_opt(key, sc.keys().next(), |k| recent.key.lossy(texts, k));
+            *syscall = image.syscall;
+            *failed = image.failed;
+        }
+    }
+
+    /// The exec's process image (filled into a spare when there is one, and made its pid's
+    /// current image when the exec succeeded), with its parent.
+    fn image(&mut self, rec: &ExecRecord) -> Image {
         let sc = &rec.syscall;
         let timestamp_ns = (rec.time.sec as i64)
             .saturating_mul(1_000_000_000)
@@ -145,28 +244,12 @@ impl AuditNormalizer {
             }
             _ => "execve",
         };
-        let (texts, recent) = (&mut self.texts, &mut self.recent);
-        ProcessEvent {
+        Image {
             timestamp_ns,
-            sequence: u64::from(rec.serial),
-            action: Action::Exec,
             process,
             parent,
-            host: Arc::clone(&self.host),
-            source: SourceFacts::Audit {
-                session: sc
-                    .ses
-                    .filter(|&s| s != UNSET)
-                    .map(|v| recent.session.decimal(texts, v)),
-                audit_user_id: sc
-                    .auid
-                    .filter(|&a| a != UNSET)
-                    .map(|v| recent.audit_user_id.decimal(texts, v)),
-                // Several keys are joined by 0x01 by the kernel; the first is ours.
-                key: sc.keys().next().map(|k| recent.key.lossy(texts, k)),
-                syscall,
-                failed,
-            },
+            syscall,
+            failed,
         }
     }
 
@@ -214,7 +297,12 @@ impl AuditNormalizer {
         // inside a character (then it is not valid alone, and goes the lossy way).
         let all = std::str::from_utf8(rec.argv.as_bytes()).ok();
         let mut start = 0;
-        args.truncate(rec.argv.len());
+        let spare_args = &mut self.spare_args;
+        if args.len() > rec.argv.len() {
+            let room = MAX_SPARE_ARGS.saturating_sub(spare_args.len());
+            let extra = args.drain(rec.argv.len()..);
+            spare_args.extend(extra.take(room));
+        }
         command_line.clear();
         command_line.reserve(rec.argv.as_bytes().len() + rec.argv.len());
         for (i, arg) in rec.argv.iter().enumerate() {
@@ -222,7 +310,11 @@ impl AuditNormalizer {
             let text = all.and_then(|all| all.get(start..end));
             start = end;
             if i == args.len() {
-                args.push(String::with_capacity(arg.len()));
+                args.push(
+                    spare_args
+                        .pop()
+                        .unwrap_or_else(|| String::with_capacity(arg.len())),
+                );
             }
             if let Some(a) = args.get_mut(i) {
                 a.clear();
@@ -440,6 +532,32 @@ type=CWD msg=audit(1795848213.300:602): cwd=2FFF
 type=PROCTITLE msg=audit(1795848213.300:602): proctitle="x"
 "#;
 
+    /// Building each event over the previous one gives the events `exec` gives, whatever the
+    /// previous one held (other ids, no key, another source's facts).
+    #[test]
+    fn exec_into_gives_the_events_exec_gives() {
+        let mut recs = assemble(SHELL_THEN_REVERSE_SHELL);
+        recs.extend(assemble(REEXEC_THEN_BARE));
+        recs.extend(assemble(SHELL_THEN_REVERSE_SHELL));
+        let mut fresh = AuditNormalizer::replay(host(), Limits::default());
+        let mut reusing = AuditNormalizer::replay(host(), Limits::default());
+        let mut event = reusing.exec(&recs[0]);
+        assert_eq!(event, fresh.exec(&recs[0]));
+        for (i, rec) in recs.iter().enumerate().skip(1) {
+            if i == 4 {
+                event.source = SourceFacts::EndpointSecurity {
+                    seq_num: 1,
+                    global_seq_num: 2,
+                    pidversion: 3,
+                    responsible_pid: None,
+                };
+                event.host = Arc::new(HostInfo::default());
+            }
+            reusing.exec_into(rec, &mut event);
+            assert_eq!(event, fresh.exec(rec), "record {i}");
+        }
+    }
+
     #[test]
     fn a_reused_image_is_overwritten_whole() {
         let recs = assemble(REEXEC_THEN_BARE);
@@ -466,6 +584,12 @@ type=PROCTITLE msg=audit(1795848213.300:602): proctitle="x"
         assert_eq!((p.tty.as_deref(), p.interactive), (None, false));
         assert_eq!(&*p.ids.user_id, "3999999999");
         assert_eq!(p.ids.user_name, None);
+        // make's two extra argument strings wait for the next image with more arguments.
+        assert_eq!(n.spare_args.len(), 2);
+        let again = n.exec(&recs[0]);
+        assert_eq!(again.process.args, ["make", "-j8", "all"]);
+        assert_eq!(again.process.command_line, "make -j8 all");
+        assert!(n.spare_args.is_empty());
     }
 
     #[test]
