@@ -147,18 +147,9 @@ fn stream() -> Vec<JsonDocument> {
 /// pins, in several cases.
 #[test]
 fn the_rule_index_never_changes_a_verdict() {
-    use execsentry::rules::load::load_path;
-    use execsentry::rules::RuleSet;
-    let Some(dir) = std::env::var_os("DETECTION_RULES_DIR") else {
-        eprintln!("DETECTION_RULES_DIR is not set; skipping the rules corpus");
+    let Some(set) = corpus_set() else {
         return;
     };
-    let dir = PathBuf::from(dir);
-    let mut reports = Vec::new();
-    for sub in ["linux", "macos", "cross-platform"] {
-        reports.extend(load_path(&dir.join(sub), &Options::default()).unwrap());
-    }
-    let (set, _) = RuleSet::from_reports(reports);
     let mut names: Vec<String> = Vec::new();
     for r in set.rules() {
         for (_, p) in r.query().items() {
@@ -194,12 +185,7 @@ fn the_rule_index_never_changes_a_verdict() {
     for d in &docs {
         let mut indexed = Vec::new();
         set.evaluate(d, |r| indexed.push(r.index()));
-        let brute: Vec<usize> = set
-            .rules()
-            .iter()
-            .filter(|r| r.program().is_some_and(|p| p.matches(d)))
-            .map(|r| r.index())
-            .collect();
+        let brute = brute_force_verdicts(&set, d);
         assert_eq!(indexed, brute);
         hits += brute.len();
     }
@@ -216,18 +202,9 @@ fn the_rule_index_never_changes_a_verdict() {
 /// match) gives the results of running every stateful rule on every event of its categories.
 #[test]
 fn the_stateful_index_never_changes_a_result() {
-    use execsentry::rules::load::load_path;
-    use execsentry::rules::RuleSet;
-    let Some(dir) = std::env::var_os("DETECTION_RULES_DIR") else {
-        eprintln!("DETECTION_RULES_DIR is not set; skipping the rules corpus");
+    let Some(set) = corpus_set() else {
         return;
     };
-    let dir = PathBuf::from(dir);
-    let mut reports = Vec::new();
-    for sub in ["linux", "macos", "cross-platform"] {
-        reports.extend(load_path(&dir.join(sub), &Options::default()).unwrap());
-    }
-    let (set, _) = RuleSet::from_reports(reports);
     // For every stateful rule, its items' literal names in item order (a pass at completing
     // it), then the same names shuffled among other rules' names.
     // (burst, name): each item three times (for `runs`), one burst per rule.
@@ -312,6 +289,32 @@ fn the_stateful_index_never_changes_a_result() {
     assert!(!brute.is_empty());
 }
 
+/// Every rule of the corpus (`DETECTION_RULES_DIR`: its `linux`, `macos` and
+/// `cross-platform`), in one set; `None`, said on stderr, without the variable.
+fn corpus_set() -> Option<execsentry::rules::RuleSet> {
+    let Some(dir) = std::env::var_os("DETECTION_RULES_DIR") else {
+        eprintln!("DETECTION_RULES_DIR is not set; skipping the rules corpus");
+        return None;
+    };
+    let dir = PathBuf::from(dir);
+    let mut reports = Vec::new();
+    for sub in ["linux", "macos", "cross-platform"] {
+        reports.extend(
+            execsentry::rules::load::load_path(&dir.join(sub), &Options::default()).unwrap(),
+        );
+    }
+    Some(execsentry::rules::RuleSet::from_reports(reports).0)
+}
+
+/// The single-event rules that match `d`, each tried on its own, in rule order.
+fn brute_force_verdicts(set: &execsentry::rules::RuleSet, d: &JsonDocument) -> Vec<usize> {
+    set.rules()
+        .iter()
+        .filter(|r| r.program().is_some_and(|p| p.matches(d)))
+        .map(|r| r.index())
+        .collect()
+}
+
 /// (rule index, the `id`s of a result's events).
 type Results = Vec<(usize, Vec<i64>)>;
 
@@ -341,12 +344,7 @@ fn stateful_results(set: &execsentry::rules::RuleSet, docs: &[JsonDocument]) -> 
             Hit::Match(m) => via_set.push((rule.index(), ids(&m.events))),
             Hit::Event(_) => single.push(rule.index()),
         });
-        let brute: Vec<usize> = set
-            .rules()
-            .iter()
-            .filter(|r| r.program().is_some_and(|p| p.matches(d)))
-            .map(|r| r.index())
-            .collect();
+        let brute = brute_force_verdicts(set, d);
         assert_eq!(single, brute, "{:?}", d.to_json());
     }
     set.finish(&mut state, |rule, m| {
@@ -394,18 +392,9 @@ fn stateful_results(set: &execsentry::rules::RuleSet, docs: &[JsonDocument]) -> 
 fn the_index_never_changes_a_result_on_events_made_of_its_literals() {
     use execsentry::document::set_path;
     use execsentry::eql::prefilter::AtomKind;
-    use execsentry::rules::load::load_path;
-    use execsentry::rules::RuleSet;
-    let Some(dir) = std::env::var_os("DETECTION_RULES_DIR") else {
-        eprintln!("DETECTION_RULES_DIR is not set; skipping the rules corpus");
+    let Some(set) = corpus_set() else {
         return;
     };
-    let dir = PathBuf::from(dir);
-    let mut reports = Vec::new();
-    for sub in ["linux", "macos", "cross-platform"] {
-        reports.extend(load_path(&dir.join(sub), &Options::default()).unwrap());
-    }
-    let (set, _) = RuleSet::from_reports(reports);
     let mut docs = Vec::new();
     for (n, rule) in set.rules().iter().enumerate() {
         let alternatives = rule.query().items().into_iter().flat_map(|(_, p)| {
@@ -456,12 +445,7 @@ fn the_index_never_changes_a_result_on_events_made_of_its_literals() {
     for d in &docs {
         let mut indexed = Vec::new();
         set.evaluate(d, |r| indexed.push(r.index()));
-        let brute: Vec<usize> = set
-            .rules()
-            .iter()
-            .filter(|r| r.program().is_some_and(|p| p.matches(d)))
-            .map(|r| r.index())
-            .collect();
+        let brute = brute_force_verdicts(&set, d);
         assert_eq!(indexed, brute, "{:?}", execsentry::Document::to_json(d));
         hits += brute.len();
     }
