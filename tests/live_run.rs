@@ -105,24 +105,9 @@ fn netlink_reverse_shells_alert_and_exclusions_do_not() {
         return;
     };
     let dir = TempDir::new("live-netlink");
-    let (alerts_path, events_path) = (
-        dir.path().join("alerts.ndjson"),
-        dir.path().join("events.ndjson"),
-    );
     let attacker = Attacker::start();
-    let sensor = Sensor::start(&[
-        "run",
-        "--source",
-        "netlink",
-        "--alerts",
-        alerts_path.to_str().unwrap(),
-        "--events",
-        events_path.to_str().unwrap(),
-        "--audit-key",
-        &audit.key.clone(),
-        "--stats-interval",
-        "3600",
-    ]);
+    let (sensor, alerts_path, events_path) =
+        Sensor::run_into(&dir, &audit.key, &["--source", "netlink"]);
     assert!(sensor.ready.contains("source netlink"), "{}", sensor.ready);
     let running = audit.state();
     assert_eq!(running.pid, sensor.pid, "the sensor is the audit daemon");
@@ -207,24 +192,9 @@ fn multicast_beside_a_real_auditd() {
     };
     let auditd = Auditd::start(&binary, &mut audit.control);
     let dir = TempDir::new("live-multicast");
-    let (alerts_path, events_path) = (
-        dir.path().join("alerts.ndjson"),
-        dir.path().join("events.ndjson"),
-    );
     let attacker = Attacker::start();
-    let sensor = Sensor::start(&[
-        "run",
-        "--source",
-        "multicast",
-        "--alerts",
-        alerts_path.to_str().unwrap(),
-        "--events",
-        events_path.to_str().unwrap(),
-        "--audit-key",
-        &audit.key.clone(),
-        "--stats-interval",
-        "3600",
-    ]);
+    let (sensor, alerts_path, events_path) =
+        Sensor::run_into(&dir, &audit.key, &["--source", "multicast"]);
     assert!(
         sensor.ready.contains("source multicast"),
         "{}",
@@ -269,21 +239,7 @@ fn exec_storm_is_received_or_counted() {
     const PER_THREAD: usize = 10_000;
     let generated = THREADS * PER_THREAD;
     let dir = TempDir::new("live-storm");
-    let (alerts_path, events_path) = (
-        dir.path().join("alerts.ndjson"),
-        dir.path().join("events.ndjson"),
-    );
-    let sensor = Sensor::start(&[
-        "run",
-        "--alerts",
-        alerts_path.to_str().unwrap(),
-        "--events",
-        events_path.to_str().unwrap(),
-        "--audit-key",
-        &audit.key.clone(),
-        "--stats-interval",
-        "3600",
-    ]);
+    let (sensor, alerts_path, events_path) = Sensor::run_into(&dir, &audit.key, &[]);
     let mode = if audit.before.pid == 0 {
         "netlink"
     } else {

@@ -61,23 +61,8 @@ fn disabling_audit_or_deleting_the_rules_alerts_and_rearms() {
         return;
     };
     let dir = TempDir::new("live-tamper");
-    let (alerts_path, events_path) = (
-        dir.path().join("alerts.ndjson"),
-        dir.path().join("events.ndjson"),
-    );
-    let sensor = Sensor::start(&[
-        "run",
-        "--source",
-        "netlink",
-        "--alerts",
-        alerts_path.to_str().unwrap(),
-        "--events",
-        events_path.to_str().unwrap(),
-        "--audit-key",
-        &audit.key.clone(),
-        "--stats-interval",
-        "3600",
-    ]);
+    let (sensor, alerts_path, events_path) =
+        Sensor::run_into(&dir, &audit.key, &["--source", "netlink"]);
     let running = audit.state();
     assert_eq!(running.pid, sensor.pid, "the sensor is the audit daemon");
     assert_eq!(running.enabled, 1);
@@ -294,24 +279,8 @@ fn taking_the_daemon_role_alerts_reads_on_and_rearms() {
         return;
     }
     let dir = TempDir::new("live-takeover");
-    let (alerts_path, events_path) = (
-        dir.path().join("alerts.ndjson"),
-        dir.path().join("events.ndjson"),
-    );
-    let sensor = Sensor::start(&[
-        "-v",
-        "run",
-        "--source",
-        "netlink",
-        "--alerts",
-        alerts_path.to_str().unwrap(),
-        "--events",
-        events_path.to_str().unwrap(),
-        "--audit-key",
-        &audit.key.clone(),
-        "--stats-interval",
-        "3600",
-    ]);
+    let (sensor, alerts_path, events_path) =
+        Sensor::run_into(&dir, &audit.key, &["-v", "--source", "netlink"]);
     assert_eq!(
         audit.state().pid,
         sensor.pid,

@@ -247,6 +247,19 @@ pub struct Sensor {
 }
 
 impl Sensor {
+    /// `execsentry run` as the live tests run it: alerts and every event written into `dir`
+    /// (`alerts.ndjson`, `events.ndjson`), the session's audit `key`, no periodic stats line;
+    /// `flags` add to that (`--source netlink`, `-v`). Returns the sensor and the two paths.
+    pub fn run_into(dir: &TempDir, key: &str, flags: &[&str]) -> (Sensor, PathBuf, PathBuf) {
+        let alerts = dir.path().join("alerts.ndjson");
+        let events = dir.path().join("events.ndjson");
+        let (a, e) = (alerts.to_str().unwrap(), events.to_str().unwrap());
+        let mut args = vec!["run", "--alerts", a, "--events", e, "--audit-key", key];
+        args.extend(["--stats-interval", "3600"]);
+        args.extend(flags);
+        (Sensor::start(&args), alerts, events)
+    }
+
     pub fn start(args: &[&str]) -> Sensor {
         let mut child = Command::new(env!("CARGO_BIN_EXE_execsentry"))
             .args(args)
