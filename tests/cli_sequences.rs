@@ -4,6 +4,8 @@
 
 mod cli_support;
 
+use std::path::Path;
+
 use serde_json::{json, Value};
 
 use cli_support::{run, TempDir};
@@ -37,8 +39,15 @@ fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
 fn replay(dir: &TempDir, rules: &str, input: &str) -> cli_support::Run {
     let rules = dir.write("rules/r.toml", rules);
     let input = dir.write("events.ndjson", input);
+    replay_files(&rules, "auto", &input)
+}
+
+/// `execsentry replay --format FORMAT` of `input` with only the rules at `rules`.
+fn replay_files(rules: &Path, format: &str, input: &Path) -> cli_support::Run {
     run(&[
         "replay".as_ref(),
+        "--format".as_ref(),
+        format.as_ref(),
         "--no-builtin-rules".as_ref(),
         "--rules".as_ref(),
         rules.as_os_str(),
@@ -170,13 +179,7 @@ fn samples_and_tail_pipes() {
             proc_event("2026-11-28T06:00:02.000Z", "a2", "h", "a", 3, 0),
         ]),
     );
-    let r = run(&[
-        "replay".as_ref(),
-        "--no-builtin-rules".as_ref(),
-        "--rules".as_ref(),
-        dir_rules.parent().unwrap().as_os_str(),
-        input.as_os_str(),
-    ]);
+    let r = replay_files(dir_rules.parent().unwrap(), "auto", &input);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let alerts = alerts(&r.stdout);
     let summary: Vec<(String, String)> = alerts
@@ -368,13 +371,7 @@ fn example_rule_over_an_audit_log() {
     .concat();
     let file = dir.write("audit.log", &log);
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE_RULE);
-    let r = run(&[
-        "replay".as_ref(),
-        "--no-builtin-rules".as_ref(),
-        "--rules".as_ref(),
-        example.as_os_str(),
-        file.as_os_str(),
-    ]);
+    let r = replay_files(&example, "auto", &file);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let alerts = alerts(&r.stdout);
     assert_eq!(alerts.len(), 1, "{}\n{}", r.stdout, r.stderr);
@@ -491,15 +488,7 @@ fn example_rule_over_eslogger() {
     .concat();
     let file = dir.write("es.ndjson", &log);
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE_RULE);
-    let r = run(&[
-        "replay".as_ref(),
-        "--format".as_ref(),
-        "eslogger".as_ref(),
-        "--no-builtin-rules".as_ref(),
-        "--rules".as_ref(),
-        example.as_os_str(),
-        file.as_os_str(),
-    ]);
+    let r = replay_files(&example, "eslogger", &file);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let alerts = alerts(&r.stdout);
     assert_eq!(alerts.len(), 1, "{}\n{}", r.stdout, r.stderr);
@@ -552,15 +541,7 @@ fn an_audit_replay_does_not_run_sequences_that_need_other_events() {
         .collect();
     let file = dir.write("audit.log", &log);
     let held = |format: &str| -> String {
-        let r = run(&[
-            "replay".as_ref(),
-            "--no-builtin-rules".as_ref(),
-            "--format".as_ref(),
-            format.as_ref(),
-            "--rules".as_ref(),
-            rules.as_os_str(),
-            file.as_os_str(),
-        ]);
+        let r = replay_files(&rules, format, &file);
         assert_eq!(r.code, Some(0), "{}", r.stderr);
         assert!(r.stderr.contains("events:      3"), "{}", r.stderr);
         let line = r
