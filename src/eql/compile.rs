@@ -28,7 +28,7 @@ use super::eval::Ctx;
 use super::functions::{self, CidrSet, FunctionDef, Num, StrBuf, Ty};
 use super::lucene;
 use super::prefilter::{self, Atom, AtomKind};
-use super::wildcard::{StrSet, WildcardSet};
+use super::wildcard::{Anchor, StrSet, WildcardSet};
 use super::{MissingPolicy, Options};
 use crate::document::{Document, FieldPath, Scalar};
 
@@ -226,15 +226,21 @@ fn literals(node: &Node, field: &str) -> Option<Literals> {
                 insensitive: set.strs.insensitive(),
             }),
             Test::Wild(w) => {
-                let (exact, starts) = w.literal_starts()?;
-                Some(Literals {
-                    exact: exact.iter().map(str::to_owned).collect(),
-                    prefixes: starts
-                        .iter()
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                        .collect(),
-                    insensitive: exact.insensitive(),
-                })
+                // Every pattern must pin the start of the value: no substring anchors.
+                let mut lits = Literals {
+                    exact: Vec::new(),
+                    prefixes: Vec::new(),
+                    insensitive: w.insensitive(),
+                };
+                let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+                for anchor in w.anchors()? {
+                    match anchor {
+                        Anchor::Exact(b) => lits.exact.push(text(b)),
+                        Anchor::Prefix(b) => lits.prefixes.push(text(b)),
+                        Anchor::Contains(_) => return None,
+                    }
+                }
+                Some(lits)
             }
             _ => None,
         },

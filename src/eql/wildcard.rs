@@ -169,11 +169,6 @@ pub struct WildcardSet {
     /// `*x*`.
     infix_ac: Option<AhoCorasick>,
     globs: Vec<Glob>,
-    /// What every matching value starts with, when each pattern has a literal start: the
-    /// exact patterns are in `exact`, these are the prefix patterns' literals and the literal
-    /// starts of the general ones (folded when insensitive). `None` when some pattern can
-    /// match a value with any start (`*x`, `*x*`, `*`, `?x`).
-    leads: Option<Vec<Box<[u8]>>>,
     /// One literal each pattern's matches must hold (see [`WildcardSet::anchors`]).
     anchors: Option<Vec<Anchor>>,
 }
@@ -224,7 +219,6 @@ impl WildcardSet {
         let mut suffixes: Vec<Box<[u8]>> = Vec::new();
         let mut infixes: Vec<&str> = Vec::new();
         let mut globs = Vec::new();
-        let mut leads: Option<Vec<Box<[u8]>>> = Some(Vec::new());
         let mut anchors: Option<Vec<Anchor>> = Some(Vec::new());
         let fold = |s: &str| -> Box<[u8]> {
             let mut b = s.as_bytes().to_vec();
@@ -239,16 +233,6 @@ impl WildcardSet {
                 a.push(Anchor::of(p, &shape)?);
                 Some(a)
             });
-            let lead = &p[..p.find(['*', '?']).unwrap_or(p.len())];
-            match shape {
-                Shape::Exact => {}
-                Shape::Prefix(_) | Shape::General if !lead.is_empty() => {
-                    if let Some(l) = &mut leads {
-                        l.push(fold(lead));
-                    }
-                }
-                _ => leads = None,
-            }
             match shape {
                 Shape::Exact => exact.push(p),
                 Shape::Any => any = true,
@@ -298,7 +282,6 @@ impl WildcardSet {
             suffixes,
             infix_ac,
             globs,
-            leads,
             anchors,
         })
     }
@@ -313,15 +296,6 @@ impl WildcardSet {
     /// Whether matching folds ASCII case.
     pub fn insensitive(&self) -> bool {
         self.insensitive
-    }
-
-    /// Exact patterns and literal starts that together cover every value this set matches:
-    /// a value matches only if it equals one of the first or starts with one of the second
-    /// (compared ASCII-folded when [`StrSet::insensitive`]). `None` when some pattern may match
-    /// a value with any start. For rule indexes.
-    pub fn literal_starts(&self) -> Option<(&StrSet, &[Box<[u8]>])> {
-        let leads = self.leads.as_deref()?;
-        Some((&self.exact, leads))
     }
 
     /// The patterns, when all of them are wildcard-free: the set is then an exact-string set.
